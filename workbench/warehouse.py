@@ -1,0 +1,75 @@
+"""One way into the warehouse: an Ibis connection to the DuckDB file or any Ibis URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ibis
+from ibis.backends import BaseBackend
+
+from workbench.config import warehouse_location
+
+REQUIRED_TABLES = (
+    "schools",
+    "students",
+    "student_years",
+    "enrollments",
+    "school_calendar",
+    "attendance",
+    "staff",
+    "staff_assignments",
+    "sections",
+    "section_students",
+    "course_marks",
+    "behavior_incidents",
+    "assessments",
+    "partners",
+    "programs",
+    "program_students",
+    "ndas",
+    "research_approvals",
+    "consents",
+    "directory_opt_outs",
+    "warehouse_info",
+)
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse is missing, unreachable, or not in the documented schema."""
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location
+
+
+def connect(location: str | os.PathLike | None = None, *, read_only: bool = True) -> BaseBackend:
+    """Connect to the warehouse.
+
+    `location` is an Ibis URL (``postgresql://...``, ``duckdb:///file``) or a path to a DuckDB
+    file. Without it the configured warehouse is used (see docs/warehouse.md).
+    """
+    where = warehouse_location(location)
+    if _is_url(where):
+        try:
+            con = ibis.connect(where)
+        except Exception as exc:  # driver errors vary by backend; the URL itself is not secret-free
+            raise WarehouseError(f"cannot connect to the warehouse: {type(exc).__name__}: {exc}") from exc
+    else:
+        path = Path(where)
+        if not path.is_file():
+            raise WarehouseError(
+                f"no warehouse at {path}; create one with `workbench data generate` "
+                "or set WORKBENCH_WAREHOUSE"
+            )
+        con = ibis.duckdb.connect(str(path), read_only=read_only)
+    missing = sorted(set(REQUIRED_TABLES) - set(con.list_tables()))
+    if missing:
+        raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
+    return con
+
+
+def warehouse_info(con: BaseBackend) -> dict[str, str]:
+    """Generator metadata stored with the warehouse (seed, size, years)."""
+    frame = con.table("warehouse_info").to_pandas()
+    return dict(zip(frame["key"], frame["value"]))
