@@ -39,3 +39,20 @@ def warehouse_location(explicit: str | os.PathLike | None = None) -> str:
     if configured:
         return str(configured)
     return str(DEFAULT_WAREHOUSE_PATH)
+
+
+REGISTER_ENV = "WORKBENCH_REGISTER"
+DEFAULT_REGISTER_PATH = PROJECT_ROOT / "var" / "register.sqlite"
+
+
+def register_location(explicit: str | None = None) -> str:
+    """SQLAlchemy URL of the request register: argument, environment, configuration, default file."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(REGISTER_ENV)
+    if from_env:
+        return from_env
+    configured = read_config().get("register")
+    if configured:
+        return str(configured)
+    return f"sqlite:///{DEFAULT_REGISTER_PATH}"

@@ -50,6 +50,9 @@ def connect(location: str | os.PathLike | None = None, *, read_only: bool = True
     file. Without it the configured warehouse is used (see docs/warehouse.md).
     """
     where = warehouse_location(location)
+    if where.startswith("duckdb://"):
+        # Open DuckDB files through the path branch so they get the same read-only handling.
+        where = where.removeprefix("duckdb://")
     if _is_url(where):
         try:
             con = ibis.connect(where)

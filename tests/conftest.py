@@ -1,0 +1,40 @@
+"""Shared fixtures: a hand-computable tiny district and a small generated one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.warehouse_fixtures import build_tiny_warehouse
+from workbench.schema import write_warehouse
+from workbench.synthetic import generate_district
+from workbench.warehouse import connect
+
+SMALL_DISTRICT_STUDENTS = 2_500
+SMALL_DISTRICT_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse_path(tmp_path_factory):
+    return build_tiny_warehouse(tmp_path_factory.mktemp("tiny") / "tiny.duckdb")
+
+
+@pytest.fixture(scope="session")
+def tiny_con(tiny_warehouse_path):
+    return connect(tiny_warehouse_path)
+
+
+@pytest.fixture(scope="session")
+def small_district_tables():
+    return generate_district(SMALL_DISTRICT_STUDENTS, seed=SMALL_DISTRICT_SEED)
+
+
+@pytest.fixture(scope="session")
+def small_district_path(tmp_path_factory, small_district_tables):
+    path = tmp_path_factory.mktemp("district") / "district.duckdb"
+    write_warehouse(path, small_district_tables)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def small_con(small_district_path):
+    return connect(small_district_path)

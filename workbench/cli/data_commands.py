@@ -1,0 +1,70 @@
+"""`workbench data ...`: the synthetic district warehouse."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from workbench.cli import main
+from workbench.config import DEFAULT_WAREHOUSE_PATH
+
+
+@main.group("data")
+def data_group() -> None:
+    """Create and inspect the warehouse."""
+
+
+@data_group.command("generate")
+@click.option("--students", default=25_000, show_default=True, type=click.IntRange(min=200),
+              help="Students enrolled per school year.")
+@click.option("--years", default="2023-2024,2024-2025,2025-2026", show_default=True,
+              help="Consecutive school years, comma-separated.")
+@click.option("--seed", default=20261122, show_default=True, type=int, help="Random seed; same seed, same district.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE_PATH,
+              show_default=True, help="DuckDB file to write (replaced atomically).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def generate_command(students: int, years: str, seed: int, out: Path, quiet: bool) -> None:
+    """Generate a synthetic district (no real students) into a DuckDB warehouse."""
+    from workbench.schema import write_warehouse
+    from workbench.synthetic import generate_district, parse_years
+
+    try:
+        school_years = parse_years(years)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--years") from exc
+    started = time.perf_counter()
+
+    def progress(step: str) -> None:
+        if not quiet:
+            click.echo(f"  [{time.perf_counter() - started:6.1f}s] {step}", err=True)
+
+    if not quiet:
+        click.echo(f"Generating {students:,} students for {', '.join(school_years)} (seed {seed})", err=True)
+    tables = generate_district(students, school_years, seed, progress=progress)
+    progress("writing the warehouse")
+    write_warehouse(out, tables)
+    if not quiet:
+        rows = sum(len(frame) for frame in tables.values())
+        click.echo(
+            f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(tables)} tables, {rows:,} rows) "
+            f"in {time.perf_counter() - started:.1f}s",
+            err=True,
+        )
+
+
+@data_group.command("info")
+@click.option("--warehouse", "location", default=None, help="Ibis URL or DuckDB path (default: configured).")
+def info_command(location: str | None) -> None:
+    """Show what warehouse is configured and how big its tables are (counts only)."""
+    from workbench.warehouse import REQUIRED_TABLES, WarehouseError, connect, warehouse_info
+
+    try:
+        con = connect(location)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key, value in warehouse_info(con).items():
+        click.echo(f"{key}: {value}")
+    for table in REQUIRED_TABLES:
+        click.echo(f"  {table:<20} {con.table(table).count().to_pandas():>12,}")

@@ -1,0 +1,306 @@
+"""The measures districts are asked for, as Ibis expressions run in the warehouse.
+
+Every measure is computed from one row per student and school year (`student_year_facts`), with
+the student placed at their *school of record* for the year, so each student counts once per
+year and breakdown tables add up to their totals. Only the aggregated result comes back as
+pandas. Definitions are written down in docs/measures.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+from ibis import _
+import pandas as pd
+
+BREAKDOWNS = (
+    "school",
+    "school_level",
+    "grade",
+    "race_ethnicity",
+    "gender",
+    "english_learner",
+    "disability",
+    "low_income",
+    "program",
+)
+_BREAKDOWN_COLUMN = {"school": "school_id", "school_level": "level"}
+
+MIN_DAYS_FOR_CHRONIC_ABSENCE = 10
+CHRONIC_ABSENCE_SHARE = 0.10
+
+
+class MeasureError(ValueError):
+    """A measure or breakdown that does not exist, or years that are not in the warehouse."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    title: str
+    kind: str  # "count" (students with the outcome among students) or "rate" (days-based)
+    description: str
+
+
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        Measure("enrolled", "Students enrolled", "count",
+                "Distinct students whose school of record in the year is in the group."),
+        Measure("attendance_rate", "Attendance rate", "rate",
+                "Days present divided by days enrolled, over all students in the group."),
+        Measure("chronic_absence", "Chronically absent", "count",
+                "Students enrolled at least 10 days who missed at least 10% of their enrolled days."),
+        Measure("behavior_incident", "Students with a behavior incident", "count",
+                "Students with at least one recorded behavior incident in the year."),
+        Measure("course_failure", "Students failing a course", "count",
+                "Students with a course mark who received at least one F in any term."),
+        Measure("assessment_benchmark", "Students meeting the assessment benchmark", "count",
+                "Tested students scoring Meeting or Exceeding, by subject (ELA, Math)."),
+        Measure("low_income", "Students from low-income families", "count",
+                "Students eligible for free or reduced-price lunch. Aggregate only."),
+    )
+}
+
+
+def _year_list(years: Iterable[str]) -> list[str]:
+    chosen = [str(y) for y in years]
+    if not chosen:
+        raise MeasureError("at least one school year is needed")
+    return chosen
+
+
+def school_of_record(con, years: Sequence[str]) -> ir.Table:
+    """One row per student and year: the school with the most enrolled days (ties: later entry)."""
+    years = _year_list(years)
+    attendance = con.table("attendance")
+    enrollments = con.table("enrollments")
+    days = (
+        attendance.filter(attendance.school_year.isin(years))
+        .group_by(["student_id", "school_year", "school_id"])
+        .aggregate(days_enrolled=_.days_enrolled.sum(), days_absent=_.days_absent.sum())
+    )
+    entries = (
+        enrollments.filter(enrollments.school_year.isin(years))
+        .group_by(["student_id", "school_year", "school_id"])
+        .aggregate(last_entry=_.entry_date.max())
+    )
+    stays = days.join(entries, ["student_id", "school_year", "school_id"])
+    ranked = stays.mutate(
+        rank=ibis.row_number().over(
+            group_by=[stays.student_id, stays.school_year],
+            order_by=[ibis.desc(stays.days_enrolled), ibis.desc(stays.last_entry), stays.school_id],
+        )
+    )
+    student_years = con.table("student_years")
+    chosen = ranked.filter(ranked["rank"] == 0).select("student_id", "school_year", "school_id")
+    return chosen.join(student_years, ["student_id", "school_year"]).select(
+        "student_id", "school_year", "school_id", "grade"
+    )
+
+
+def student_year_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = None) -> ir.Table:
+    """One row per student and year with attributes and outcomes; the base of every measure."""
+    years = _year_list(years)
+    record = school_of_record(con, years)
+    if student_ids is not None:
+        record = record.filter(record.student_id.isin(list(student_ids)))
+
+    attendance = con.table("attendance")
+    totals = (
+        attendance.filter(attendance.school_year.isin(years))
+        .group_by(["student_id", "school_year"])
+        .aggregate(days_enrolled=_.days_enrolled.sum(), days_absent=_.days_absent.sum())
+    )
+    incidents = con.table("behavior_incidents")
+    with_incident = (
+        incidents.filter(incidents.school_year.isin(years))
+        .group_by(["student_id", "school_year"])
+        .aggregate(incidents=_.count())
+    )
+    marks = con.table("course_marks")
+    marked = (
+        marks.filter(marks.school_year.isin(years))
+        .group_by(["student_id", "school_year"])
+        .aggregate(marks=_.count(), failing_marks=(_.mark == "F").cast("int64").sum())
+    )
+    tests = con.table("assessments")
+    tested = (
+        tests.filter(tests.school_year.isin(years))
+        .group_by(["student_id", "school_year"])
+        .aggregate(
+            tested_ela=(_.subject == "ELA").cast("int64").sum(),
+            meets_ela=((_.subject == "ELA") & _.meets_benchmark).cast("int64").sum(),
+            tested_math=(_.subject == "Math").cast("int64").sum(),
+            meets_math=((_.subject == "Math") & _.meets_benchmark).cast("int64").sum(),
+        )
+    )
+    student_years = con.table("student_years").select(
+        "student_id", "school_year", "english_learner", "disability", "low_income"
+    )
+    students = con.table("students").select("student_id", "race_ethnicity", "gender")
+    schools = con.table("schools").select("school_id", "level")
+
+    keys = ["student_id", "school_year"]
+    facts = (
+        record.join(student_years, keys)
+        .join(students, "student_id")
+        .join(schools, "school_id")
+        .left_join(totals, keys)
+        .left_join(with_incident, keys)
+        .left_join(marked, keys)
+        .left_join(tested, keys)
+    )
+    days_enrolled = facts.days_enrolled.fill_null(0)
+    days_absent = facts.days_absent.fill_null(0)
+    return facts.select(
+        "student_id", "school_year", "school_id", "level", "grade", "race_ethnicity", "gender",
+        "english_learner", "disability", "low_income",
+        days_enrolled=days_enrolled,
+        days_absent=days_absent,
+        chronic_eligible=days_enrolled >= MIN_DAYS_FOR_CHRONIC_ABSENCE,
+        chronically_absent=(days_enrolled >= MIN_DAYS_FOR_CHRONIC_ABSENCE)
+        & (days_absent >= days_enrolled * CHRONIC_ABSENCE_SHARE),
+        any_incident=facts.incidents.fill_null(0) > 0,
+        has_marks=facts.marks.fill_null(0) > 0,
+        any_failure=facts.failing_marks.fill_null(0) > 0,
+        tested_ela=facts.tested_ela.fill_null(0) > 0,
+        meets_ela=facts.meets_ela.fill_null(0) > 0,
+        tested_math=facts.tested_math.fill_null(0) > 0,
+        meets_math=facts.meets_math.fill_null(0) > 0,
+    )
+
+
+def _with_programs(con, facts: ir.Table, years: Sequence[str]) -> ir.Table:
+    """Facts joined to every program a student was tagged to at some point in the year."""
+    calendar = con.table("school_calendar")
+    bounds = calendar.group_by("school_year").aggregate(first=_.first_day.min(), last=_.last_day.max())
+    tags = con.table("program_students")
+    tagged = tags.cross_join(bounds.filter(bounds.school_year.isin(list(years))))
+    active = tagged.filter(
+        (tagged.added_on <= tagged["last"]) & (tagged.dropped_on.isnull() | (tagged.dropped_on > tagged["first"]))
+    ).select("student_id", "school_year", program="program_id").distinct()
+    return facts.join(active, ["student_id", "school_year"])
+
+
+def _group_columns(breakdowns: Sequence[str]) -> list[str]:
+    unknown = [b for b in breakdowns if b not in BREAKDOWNS]
+    if unknown:
+        raise MeasureError(f"unknown breakdown(s): {', '.join(unknown)}; choose from {', '.join(BREAKDOWNS)}")
+    if len(set(breakdowns)) != len(breakdowns):
+        raise MeasureError("a breakdown is listed twice")
+    return ["school_year"] + [_BREAKDOWN_COLUMN.get(b, b) for b in breakdowns]
+
+
+def _aggregate(facts: ir.Table, measure: str, group: list[str]) -> list[ir.Table]:
+    """Aggregations (one per subject for assessments) with columns students, count, value."""
+
+    def counted(eligible: str | None, outcome: str) -> ir.Table:
+        base = facts.filter(facts[eligible]) if eligible else facts
+        return base.group_by(group).aggregate(
+            students=_.student_id.nunique(),
+            count=_.student_id.nunique(where=_[outcome]),
+        )
+
+    if measure == "enrolled":
+        return [facts.group_by(group).aggregate(students=_.student_id.nunique(), count=_.student_id.nunique())]
+    if measure == "attendance_rate":
+        base = facts.filter(facts.days_enrolled > 0)
+        return [base.group_by(group).aggregate(
+            students=_.student_id.nunique(),
+            days_enrolled=_.days_enrolled.sum(),
+            days_absent=_.days_absent.sum(),
+        )]
+    if measure == "chronic_absence":
+        return [counted("chronic_eligible", "chronically_absent")]
+    if measure == "behavior_incident":
+        return [counted(None, "any_incident")]
+    if measure == "course_failure":
+        return [counted("has_marks", "any_failure")]
+    if measure == "low_income":
+        return [counted(None, "low_income")]
+    if measure == "assessment_benchmark":
+        return [
+            counted("tested_ela", "meets_ela").mutate(subject=ibis.literal("ELA")),
+            counted("tested_math", "meets_math").mutate(subject=ibis.literal("Math")),
+        ]
+    raise MeasureError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
+
+
+def _finish(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
+    if measure == "attendance_rate":
+        enrolled = frame.pop("days_enrolled").astype("float64")
+        absent = frame.pop("days_absent").astype("float64")
+        frame["count"] = pd.NA
+        frame["value"] = (enrolled - absent) / enrolled
+    else:
+        frame["value"] = frame["count"].astype("float64") / frame["students"].astype("float64")
+    frame["students"] = frame["students"].astype("int64")
+    frame["count"] = frame["count"].astype("Int64")
+    return frame
+
+
+def _run(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids) -> pd.DataFrame:
+    group = _group_columns(breakdowns)
+    facts = student_year_facts(con, years, student_ids)
+    if "program" in breakdowns:
+        facts = _with_programs(con, facts, years)
+    parts = _aggregate(facts, measure, group)
+    frame = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
+    frame = _finish(frame, measure)
+    order = group + (["subject"] if "subject" in frame.columns else [])
+    leading = order + ["students", "count", "value"]
+    return frame[leading].sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _prior(year: str) -> str:
+    start = int(year[:4]) - 1
+    return f"{start}-{start + 1}"
+
+
+def compute(
+    con,
+    measure: str,
+    years: Sequence[str],
+    breakdowns: Sequence[str] = (),
+    student_ids: Sequence[str] | None = None,
+    *,
+    prior_year: bool = False,
+    district_comparison: bool = False,
+) -> pd.DataFrame:
+    """A measure by school year and the chosen breakdowns, computed in the warehouse.
+
+    Columns: ``school_year``, one column per breakdown (``school_id`` for school, ``level`` for
+    school_level), ``subject`` for assessments, then ``students`` (students in the group the
+    measure is over), ``count`` (students with the outcome; empty for attendance rate) and
+    ``value`` (the rate, 0-1).
+
+    ``prior_year`` adds ``prior_value`` and ``change`` (value minus the same group's value the
+    year before, where the warehouse has that year). ``district_comparison`` adds
+    ``district_value``: the same measure and breakdown over every student in the district, which
+    only makes sense with a cohort (``student_ids``).
+    """
+    if measure not in MEASURES:
+        raise MeasureError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
+    years = _year_list(years)
+    available = set(con.table("student_years").select("school_year").distinct().to_pandas()["school_year"])
+    missing = [y for y in years if y not in available]
+    if missing:
+        raise MeasureError(f"school year(s) not in the warehouse: {', '.join(missing)}")
+    result = _run(con, measure, years, breakdowns, student_ids)
+    keys = [c for c in result.columns if c not in ("students", "count", "value", "school_year")]
+    if prior_year:
+        earlier = [_prior(y) for y in years if _prior(y) in available]
+        prior = _run(con, measure, earlier, breakdowns, student_ids) if earlier else result.iloc[0:0]
+        prior = prior.assign(school_year=prior["school_year"].map(lambda y: f"{int(y[:4]) + 1}-{int(y[:4]) + 2}"))
+        prior = prior[["school_year", *keys, "value"]].rename(columns={"value": "prior_value"})
+        result = result.merge(prior, on=["school_year", *keys], how="left")
+        result["change"] = result["value"] - result["prior_value"]
+    if district_comparison:
+        district = _run(con, measure, years, breakdowns, None)
+        district = district[["school_year", *keys, "value"]].rename(columns={"value": "district_value"})
+        result = result.merge(district, on=["school_year", *keys], how="left")
+    return result
