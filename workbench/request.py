@@ -1,0 +1,421 @@
+"""Data requests: the YAML request file, validated field by field.
+
+A request says who is asking (and in which role), why, for whom, at which data level, for which
+school years, about which students (a list of IDs, a program, a school), and what (measures and
+breakdowns for aggregates, fields for student-level data). docs/requests.md describes the format.
+
+Two YAML traps are handled on purpose:
+
+* Unquoted IDs. YAML reads ``000123`` as the number 83 (octal) and ``0041275`` as 17085, while
+  ``0041289`` stays text. An ID list containing numbers is an error naming the entries, never
+  silently repaired: the original digits cannot be recovered from the number.
+* Dates. ``2026-11-02`` would become a date object, but a bad date such as ``2026-13-02`` would
+  crash the YAML parser; dates are kept as text and checked here instead.
+
+Agreement IDs in the file (NDA, research approval) are claims; the decision looks them up in the
+warehouse. Nothing here prints a student's data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from workbench.cohort import DISTRICT_ID_WIDTH, STATE_ID_WIDTH, split_id_text
+from workbench.policy.validation import describe_validation_error
+from workbench.policy.vocabulary import (
+    STUDENT_LEVELS,
+    ExceptionKind,
+    Field as StudentField,
+    Level,
+    Role,
+)
+
+DISTRICT_ID = re.compile(rf"^\d{{{DISTRICT_ID_WIDTH}}}$")
+STATE_ID = re.compile(rf"^[1-9]\d{{{STATE_ID_WIDTH - 1}}}$")
+SCHOOL_YEAR = re.compile(r"^(\d{4})-(\d{4})$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+ID_FILE_SUFFIXES = (".csv", ".xlsx", ".xls", ".txt")
+_ID_COLUMN_NAMES = ("student_id", "district_id", "state_id", "id", "student id", "studentid", "sasid")
+
+
+class RequestError(ValueError):
+    """A request that cannot be read or is not valid. `problems` has one line per mistake."""
+
+    def __init__(self, problems: list[str], where: str | None = None) -> None:
+        self.problems = list(problems)
+        self.where = where
+        heading = f"request {where} is not valid" if where else "the request is not valid"
+        super().__init__(heading + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_written_ids(values: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """IDs typed into the request file must be written out in full.
+
+    A spreadsheet may drop leading zeros and `workbench.cohort` pads those when reading files,
+    but an ID typed into a request by hand that is too short has most likely lost its zeros on
+    the way, and which zeros is a guess: the requester must write it out.
+    """
+    bad = []
+    for index, value in enumerate(values):
+        text = value.strip()
+        if DISTRICT_ID.match(text) or STATE_ID.match(text):
+            continue
+        if text.isdigit() and len(text) < DISTRICT_ID_WIDTH:
+            bad.append(f"[{index}] {text!r} has {len(text)} digits (district IDs have {DISTRICT_ID_WIDTH}; "
+                       f"if it lost its leading zeros write {text.zfill(DISTRICT_ID_WIDTH)!r})")
+        else:
+            bad.append(f"[{index}] {text!r} is neither a {DISTRICT_ID_WIDTH}-digit district ID "
+                       f"nor a {STATE_ID_WIDTH}-digit state ID")
+    if bad:
+        prefix = f"{where} " if where else ""
+        raise ValueError(f"{prefix}must list full student IDs: " + "; ".join(bad))
+    return tuple(v.strip() for v in values)
+
+
+class Requester(_Strict):
+    name: str = Field(min_length=1)
+    organization: str | None = None
+    email: str | None = None
+    role: Role
+    partner_id: str | None = None
+    nda_id: str | None = None
+    research_approval_id: str | None = None
+    staff_school_id: str | None = None
+    staff_id: str | None = None
+    # Parents: the district IDs of their own children.
+    student_ids: tuple[str, ...] = ()
+
+    @field_validator("student_ids")
+    @classmethod
+    def _full_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_written_ids(value, "")
+
+    @model_validator(mode="after")
+    def _role_needs(self) -> "Requester":
+        if self.role == "teacher" and not self.staff_id:
+            raise ValueError("staff_id: a teacher's request needs their staff ID (their sections are looked up)")
+        if self.role == "school_leader" and not self.staff_school_id:
+            raise ValueError("staff_school_id: a school leader's request needs their school ID")
+        if self.role == "parent" and not self.student_ids:
+            raise ValueError("student_ids: a parent's request lists the IDs of their own children")
+        return self
+
+
+class CohortSpec(_Strict):
+    """Exactly one of: student_ids (a list, or a file of IDs), program, school (+ grades)."""
+
+    student_ids: tuple[str, ...] | None = None
+    student_ids_file: str | None = None  # set when the IDs were read from a file
+    id_kind: Literal["auto", "district", "state"] = "auto"
+    program: str | None = None
+    school: str | None = None
+    grades: tuple[int, ...] | None = None
+
+    @field_validator("grades")
+    @classmethod
+    def _grade_range(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and any(g < 0 or g > 12 for g in value):
+            raise ValueError("grades run from 0 (kindergarten) to 12")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "CohortSpec":
+        given = [name for name in ("student_ids", "program", "school") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of student_ids, program or school"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.grades is not None and self.school is None:
+            raise ValueError("grades: grades go with a school cohort")
+        if self.student_ids is not None and not self.student_ids:
+            raise ValueError("student_ids: the list is empty")
+        if self.student_ids is not None and self.student_ids_file is None:
+            _check_written_ids(self.student_ids, "student_ids")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.student_ids is not None:
+            return "student_ids"
+        return "program" if self.program is not None else "school"
+
+
+class DataRequest(_Strict):
+    id: str = Field(min_length=1)
+    received: date
+    requester: Requester
+    purpose: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    level: Level
+    years: tuple[str, ...]
+    cohort: CohortSpec | None = None  # None: the whole district
+    measures: tuple[str, ...] = ()
+    breakdowns: tuple[str, ...] = ()
+    fields: tuple[StudentField, ...] = ()
+    exception: ExceptionKind | None = None
+    notes: str | None = None
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("received", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not ISO_DATE.match(text):
+            raise ValueError(f"must be a date written YYYY-MM-DD (got {value!r})")
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text} is not a real date ({exc})") from None
+
+    @field_validator("years", mode="before")
+    @classmethod
+    def _years_as_list(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, (str, int)) else value
+        if isinstance(value, (list, tuple)):
+            numbers = [repr(item) for item in value if not isinstance(item, str)]
+            if numbers:
+                raise ValueError(f"school years are written like 2025-2026; not {', '.join(numbers)}")
+        return value
+
+    @field_validator("years")
+    @classmethod
+    def _school_years(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one school year, e.g. 2025-2026")
+        bad = []
+        for year in value:
+            match = SCHOOL_YEAR.match(year)
+            if not match or int(match.group(2)) != int(match.group(1)) + 1:
+                bad.append(repr(year))
+        if bad:
+            raise ValueError(f"school years are written like 2025-2026; not {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a school year is listed twice")
+        return value
+
+    @field_validator("measures")
+    @classmethod
+    def _known_measures(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from workbench.measures import MEASURES
+
+        unknown = [m for m in value if m not in MEASURES]
+        if unknown:
+            raise ValueError(f"unknown measure(s) {', '.join(map(repr, unknown))}; choose from {', '.join(MEASURES)}")
+        return value
+
+    @field_validator("breakdowns")
+    @classmethod
+    def _known_breakdowns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from workbench.measures import BREAKDOWNS
+
+        unknown = [b for b in value if b not in BREAKDOWNS]
+        if unknown:
+            raise ValueError(f"unknown breakdown(s) {', '.join(map(repr, unknown))}; choose from {', '.join(BREAKDOWNS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _what_matches_level(self) -> "DataRequest":
+        if self.level == "aggregate":
+            if not self.measures:
+                raise ValueError("measures: an aggregate request lists the measures it wants")
+            if self.fields:
+                raise ValueError("fields: an aggregate request asks for measures and breakdowns, not per-student fields")
+        else:
+            if not self.fields:
+                raise ValueError(f"fields: a {self.level} request lists the per-student fields it wants")
+            if self.measures or self.breakdowns:
+                raise ValueError(f"measures/breakdowns: a {self.level} request asks for per-student fields instead")
+        for name in ("measures", "breakdowns", "fields"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: an entry is listed twice")
+        return self
+
+    @property
+    def is_student_level(self) -> bool:
+        return self.level in STUDENT_LEVELS
+
+    @property
+    def path(self) -> Path | None:
+        """The file the request was read from, if any."""
+        return self._path
+
+    def describe(self) -> str:
+        """One line, free of student data, for logs and headings."""
+        cohort = self.cohort.kind if self.cohort else "district"
+        return (f"{self.id}: {self.requester.role} ({self.requester.organization or self.requester.name}) "
+                f"asks for {self.level} data, {', '.join(self.years)}, cohort by {cohort}")
+
+
+# --- reading the YAML ---------------------------------------------------------------------
+
+class _RequestLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so a bad date is a validation error, not a crash."""
+
+
+_RequestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+
+
+def _mapping_child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return value_node
+    return None
+
+
+def _unquoted_numbers(root: yaml.Node, path: tuple[str, ...], loader: yaml.SafeLoader) -> list[str]:
+    node: yaml.Node | None = root
+    for key in path:
+        node = _mapping_child(node, key)
+    if not isinstance(node, yaml.SequenceNode):
+        return []
+    found = []
+    for index, item in enumerate(node.value):
+        if isinstance(item, yaml.ScalarNode) and item.tag in _NUMBER_TAGS and item.style is None:
+            number = loader.construct_object(item)
+            found.append(f"[{index}] {item.value} (read as {number})")
+    return found
+
+
+def _number_problems(root: yaml.Node, loader: yaml.SafeLoader) -> list[str]:
+    problems = []
+    for path in (("cohort", "student_ids"), ("requester", "student_ids")):
+        entries = _unquoted_numbers(root, path, loader)
+        if entries:
+            problems.append(
+                f"{'.'.join(path)}: IDs must be quoted strings; YAML reads unquoted digits as numbers and "
+                f"drops leading zeros (or reads them as octal): {', '.join(entries)}. "
+                'Write every ID in quotes, e.g. ["0041275", "0102938"]'
+            )
+    return problems
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    loader = _RequestLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise RequestError(["the file is empty"], where)
+        problems = _number_problems(root, loader)
+        if problems:
+            raise RequestError(problems, where)
+        data = loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise RequestError([f"{at}not valid YAML ({getattr(exc, 'problem', None) or exc})"], where) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise RequestError(["the file must be a mapping of fields (id:, received:, requester:, ...)"], where)
+    return data
+
+
+def _digit_like(text: str) -> bool:
+    return bool(re.fullmatch(r"\s*\d+(\.0+)?\s*", text))
+
+
+def _ids_from_table(frame: pd.DataFrame) -> tuple[list[str], str]:
+    """IDs from a sheet read without a header; the first row is a header unless it is an ID."""
+    if frame.empty:
+        return [], "auto"
+    first_row = [str(v) for v in frame.iloc[0].tolist()]
+    kind = "auto"
+    if any(_digit_like(cell) for cell in first_row):
+        column = next(i for i, cell in enumerate(first_row) if _digit_like(cell))
+        values = frame.iloc[:, column]
+    else:
+        names = [cell.strip().lower() for cell in first_row]
+        column = next((names.index(n) for n in _ID_COLUMN_NAMES if n in names), 0)
+        if names[column] in ("state_id", "sasid"):
+            kind = "state"
+        values = frame.iloc[1:, column]
+    return [str(v).strip() for v in values.tolist() if str(v).strip() and str(v).strip().lower() != "nan"], kind
+
+
+def read_id_file(path: Path) -> tuple[list[str], str]:
+    """Student IDs from a CSV, Excel or text file, always as text. Returns (ids, id kind)."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return split_id_text(path.read_text(encoding="utf-8-sig")), "auto"
+    if suffix == ".csv":
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    elif suffix in (".xlsx", ".xls"):
+        frame = pd.read_excel(path, header=None, dtype=str, keep_default_na=False)
+    else:
+        raise ValueError(f"IDs are read from {', '.join(ID_FILE_SUFFIXES)} files, not {suffix or 'a file without extension'}")
+    return _ids_from_table(frame)
+
+
+def _load_id_file(data: dict[str, Any], base_dir: Path | None) -> list[str]:
+    cohort = data.get("cohort")
+    if not isinstance(cohort, dict) or not isinstance(cohort.get("student_ids"), str):
+        return []
+    name = cohort["student_ids"]
+    path = Path(name)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    if not path.is_file():
+        return [f"cohort.student_ids: no ID file {name} (paths are relative to the request file)"]
+    try:
+        ids, kind = read_id_file(path)
+    except Exception as exc:  # pandas and openpyxl raise many kinds of errors for bad files
+        return [f"cohort.student_ids: cannot read IDs from {name}: {exc}"]
+    if not ids:
+        return [f"cohort.student_ids: {name} holds no IDs"]
+    cohort["student_ids"] = ids
+    cohort["student_ids_file"] = str(name)
+    if kind != "auto" and "id_kind" not in cohort:
+        cohort["id_kind"] = kind
+    return []
+
+
+def parse_request(data: dict[str, Any], base_dir: str | os.PathLike | None = None, where: str | None = None) -> DataRequest:
+    """Validate request data (from YAML or a form). A file path for IDs is read relative to base_dir."""
+    data = dict(data)
+    if isinstance(data.get("cohort"), dict):
+        data["cohort"] = dict(data["cohort"])
+    problems = _load_id_file(data, Path(base_dir) if base_dir is not None else None)
+    if problems:
+        raise RequestError(problems, where)
+    try:
+        return DataRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestError(describe_validation_error(exc), where) from None
+
+
+def load_request(path: str | os.PathLike) -> DataRequest:
+    """Read and validate a request file. Raises RequestError with one line per mistake."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RequestError([f"cannot read the file: {exc.strerror or exc}"], where) from None
+    request = parse_request(_read_yaml(text, where), base_dir=path.parent, where=where)
+    request._path = path
+    return request
