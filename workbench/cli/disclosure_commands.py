@@ -1,0 +1,183 @@
+"""`workbench protect`, `workbench audit`, `workbench protect-extract`: the disclosure contracts.
+
+Input CSVs are read as text (leading zeros in IDs and codes survive); bad input ends with a
+one-line message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from workbench.cli import main
+
+
+class InputProblem(click.ClickException):
+    """Bad input or options: one line on stderr, exit 2."""
+
+    exit_code = 2
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise InputProblem(f"no such file: {path}") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputProblem(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from exc
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _write(frame: pd.DataFrame, out: Path | None) -> None:
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        frame.to_csv(out, index=False)
+
+
+def _rule_for(policy: str):
+    try:
+        from workbench.policy import load_policy
+    except ImportError as exc:  # the policy package ships separately from this core
+        raise InputProblem(f"policy packs are not available: {exc}") from exc
+    try:
+        return load_policy(policy).small_group_rule()
+    except (ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputProblem(f"unknown or invalid policy {policy!r}: {message}") from exc
+
+
+@main.command("protect")
+@click.argument("input_csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dims", required=True, help="Dimension columns, comma-separated (e.g. school,grade,race).")
+@click.option("--count", "count_col", required=True, help="Column with the count of distinct students.")
+@click.option("--policy", required=True, help="Policy pack name (data/policies/NAME.yaml) giving the small-group rule.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output CSV (default: stdout).")
+@click.option(
+    "--intervals",
+    type=click.Choice(["exact", "proof"]),
+    default="exact",
+    show_default=True,
+    help="exact: every suppressed cell's attacker interval; proof: stop once safety is proven (faster).",
+)
+def protect_command(input_csv: Path, dims: str, count_col: str, policy: str, out: Path | None, intervals: str) -> None:
+    """Suppress small groups in a count table with all its margins, and prove it safe.
+
+    INPUT_CSV has one row per inner cell (a missing combination is a zero). The output has one
+    row per cell including every margin (`Total`), with value (empty when suppressed), status,
+    reason and the attacker's interval.
+    """
+    from workbench.disclosure import AuditError, TableInputError, protect_tables
+
+    dim_list = _split(dims)
+    if not dim_list:
+        raise InputProblem("--dims names no column")
+    frame = _read_csv(input_csv)
+    rule = _rule_for(policy)
+    try:
+        result = protect_tables(frame, dim_list, count_col, rule, intervals=intervals)
+    except (TableInputError, AuditError) as exc:
+        raise InputProblem(str(exc)) from exc
+    _write(result.cells, out)
+    summary = result.summary()
+    click.echo(
+        f"{summary['primary']} primary, {summary['secondary']} secondary suppressions of {summary['cells']} cells "
+        f"({rule.describe()})",
+        err=True,
+    )
+    if not result.is_safe:
+        for problem in result.problems[:10]:
+            click.echo(f"unsafe: {problem}", err=True)
+        raise click.ClickException("the audit could not prove the table safe; nothing should be released")
+
+
+@main.command("audit")
+@click.argument("published_csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dims", required=True, help="Dimension columns, comma-separated.")
+@click.option("--value", "value_col", default="value", show_default=True, help="Column with the published counts.")
+def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
+    """Run the attacker on a published table: each suppressed cell's interval; exit 1 on an exact disclosure."""
+    from workbench.disclosure import AuditError, TableInputError, audit_published_table
+
+    dim_list = _split(dims)
+    if not dim_list:
+        raise InputProblem("--dims names no column")
+    frame = _read_csv(published_csv)
+    try:
+        checked = audit_published_table(frame, dim_list, value_col)
+    except (TableInputError, AuditError) as exc:
+        raise InputProblem(str(exc)) from exc
+    intervals = checked.intervals
+    for row in intervals.itertuples(index=False):
+        record = row._asdict()
+        cell = ", ".join(f"{dim}={record[dim]}" for dim in dim_list)
+        high = "inf" if pd.isna(record["interval_high"]) else str(record["interval_high"])
+        verdict = "EXACT" if record["exact"] else "ok"
+        click.echo(f"{cell}: [{record['interval_low']}, {high}] {verdict}")
+    disclosed = checked.exactly_disclosed
+    click.echo(f"{len(intervals)} suppressed cells, {disclosed} exactly disclosed")
+    if disclosed:
+        sys.exit(1)
+
+
+@main.command("protect-extract")
+@click.argument("input_csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id-col", default="student_id", show_default=True, help="Column with the student IDs.")
+@click.option("--quasi", default="school,grade,gender,race_ethnicity", show_default=True, help="Quasi-identifiers.")
+@click.option("--k", "k", default=10, show_default=True, type=int, help="Every record must match at least k records.")
+@click.option("--drop", default="", help="Aggregate-only columns to remove, comma-separated (e.g. low_income).")
+@click.option(
+    "--suppress-order",
+    default=None,
+    help="Quasi-identifiers in the order they are given up (default: race_ethnicity,gender,school,grade).",
+)
+@click.option("--seed", type=int, default=None, help="Seed for the pseudonym order (default: fresh randomness).")
+@click.option(
+    "--linkage-key-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="File holding the district's linkage key; adds linkage_token = HMAC-SHA256(key, ID). Only where the agreement allows.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output CSV (default: stdout).")
+def protect_extract_command(
+    input_csv: Path,
+    id_col: str,
+    quasi: str,
+    k: int,
+    drop: str,
+    suppress_order: str | None,
+    seed: int | None,
+    linkage_key_file: Path | None,
+    out: Path | None,
+) -> None:
+    """De-identify a student-level extract: pseudonyms, dropped fields, k-anonymity by blanking."""
+    from workbench.disclosure import ExtractError, protect_extract
+
+    frame = _read_csv(input_csv)
+    key = None
+    if linkage_key_file is not None:
+        key = linkage_key_file.read_bytes().strip()
+        if not key:
+            raise InputProblem(f"linkage key file {linkage_key_file} is empty")
+    try:
+        extract, report = protect_extract(
+            frame,
+            id_col=id_col,
+            quasi=_split(quasi),
+            k=k,
+            drop=_split(drop),
+            suppression_order=_split(suppress_order) if suppress_order else None,
+            seed=seed,
+            linkage_key=key,
+        )
+    except ExtractError as exc:
+        raise InputProblem(str(exc)) from exc
+    _write(extract, out)
+    for line in report.lines():
+        click.echo(line, err=True)

@@ -1,0 +1,105 @@
+"""The small-group rule: which counts are too small to publish, and how percentages are coded.
+
+Policy packs build a `SmallGroupRule`; the disclosure core only reads it. Nothing here knows a
+district: every number comes from the rule's fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PercentTier:
+    """Top/bottom coding for groups with min_size <= n <= max_size (max_size None = no upper bound)."""
+
+    min_size: int
+    max_size: int | None
+    bottom: float  # percent at or below which the value is shown as "<=bottom%"
+    top: float  # percent at or above which the value is shown as ">=top%"
+
+    def __post_init__(self) -> None:
+        if self.min_size < 0 or (self.max_size is not None and self.max_size < self.min_size):
+            raise ValueError(f"percent tier sizes out of order: {self.min_size}..{self.max_size}")
+        if not 0 <= self.bottom < self.top <= 100:
+            raise ValueError(f"percent tier needs 0 <= bottom < top <= 100, got {self.bottom}, {self.top}")
+
+    def contains(self, n: int) -> bool:
+        return n >= self.min_size and (self.max_size is None or n <= self.max_size)
+
+
+# NCES-like default (SLDS Technical Brief 3 codes extreme percentages more coarsely for smaller
+# groups, because one student moves a small group's percentage by a lot).
+NCES_PERCENT_TIERS: tuple[PercentTier, ...] = (
+    PercentTier(10, 39, 10.0, 90.0),
+    PercentTier(40, 99, 5.0, 95.0),
+    PercentTier(100, None, 1.0, 99.0),
+)
+
+
+@dataclass(frozen=True)
+class SmallGroupRule:
+    threshold: int = 10
+    comparison: Literal["<", "<="] = "<"  # a group is small when size <comparison> threshold
+    suppress_zeros: bool = False  # a zero count is itself primary
+    numerator_threshold: int | None = None  # outcome counts (or their complements) under this are small
+    percent_tiers: tuple[PercentTier, ...] = ()
+    rounding_base: int | None = None
+    # Width the attacker's interval for a primary cell must at least have (integer units).
+    # 1 means "never exactly determined"; larger values demand more uncertainty.
+    protection_width: int = 1
+    # Two small cells hidden in one published equation reveal their sum; when that sum is itself
+    # small, the group is protected like a primary cell (see docs/disclosure.md).
+    protect_hidden_sums: bool = True
+
+    def __post_init__(self) -> None:
+        if self.comparison not in ("<", "<="):
+            raise ValueError(f"comparison must be '<' or '<=', got {self.comparison!r}")
+        if self.threshold < 0:
+            raise ValueError("threshold must be non-negative")
+        if self.numerator_threshold is not None and self.numerator_threshold < 0:
+            raise ValueError("numerator_threshold must be non-negative")
+        if self.rounding_base is not None and self.rounding_base < 1:
+            raise ValueError("rounding_base must be a positive integer")
+        if self.protection_width < 1:
+            raise ValueError("protection_width must be at least 1")
+
+    def is_small(self, n: int) -> bool:
+        """A positive group of size n is too small to publish (zeros are governed by suppress_zeros)."""
+        return n < self.threshold if self.comparison == "<" else n <= self.threshold
+
+    def is_primary_size(self, n: int) -> bool:
+        """Whether a count of n is itself primary under the size and zero rules."""
+        if n == 0:
+            return self.suppress_zeros
+        return self.is_small(n)
+
+    def is_small_outcome(self, outcome: int, group: int) -> bool:
+        """Few students with, or few without, the outcome (the numerator rule)."""
+        if self.numerator_threshold is None or group == 0:
+            return False
+        return outcome < self.numerator_threshold or group - outcome < self.numerator_threshold
+
+    @property
+    def smallest_publishable(self) -> int:
+        """The smallest positive size that is not small."""
+        return self.threshold if self.comparison == "<" else self.threshold + 1
+
+    def tiers(self) -> tuple[PercentTier, ...]:
+        return self.percent_tiers or NCES_PERCENT_TIERS
+
+    def tier_for(self, n: int) -> PercentTier | None:
+        for tier in self.tiers():
+            if tier.contains(n):
+                return tier
+        return None
+
+    def describe(self) -> str:
+        parts = [f"groups {self.comparison} {self.threshold} are small"]
+        parts.append("zeros are primary" if self.suppress_zeros else "zeros are published")
+        if self.numerator_threshold is not None:
+            parts.append(f"outcome counts or complements < {self.numerator_threshold} are small")
+        if self.rounding_base:
+            parts.append(f"counts rounded to base {self.rounding_base}")
+        return "; ".join(parts)
