@@ -10,3 +10,17 @@ try:
     __version__ = version("workbench")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+source"
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext workbench``: guard everything the notebook shows (see docs/guard.md)."""
+    from workbench.guard.ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext workbench``: restore pandas' own display."""
+    from workbench.guard.ipython import unload_ipython_extension as unload
+
+    unload(ipython)
