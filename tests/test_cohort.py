@@ -131,3 +131,10 @@ def test_bad_cohort_definitions_are_clear_errors(tiny_con):
         cohort_from_school(tiny_con, A, [Y2], grades=[13])
     with pytest.raises(CohortError, match="school year"):
         cohort_from_ids(tiny_con, ["1"], [])
+
+
+def test_program_cohort_over_the_whole_years(tiny_con):
+    # s2 (active) and s3 (tagged October to November) were both served in 2025-2026.
+    cohort = cohort_from_program(tiny_con, "PRG-001", None, [Y2])
+    assert sorted(cohort.student_ids) == [S2_ID, S3_ID]
+    assert "during 2025-2026" in cohort.source

@@ -213,19 +213,32 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def cohort_from_program(con, program_id: str, as_of: date | str, years: Sequence[str]) -> Cohort:
-    """Students tagged to a program on a date (added on or before it, not yet dropped)."""
-    as_of = _as_date(as_of)
+def cohort_from_program(con, program_id: str, as_of: date | str | None, years: Sequence[str]) -> Cohort:
+    """Students tagged to a program on a date (added on or before it, not yet dropped).
+
+    With ``as_of=None``, every student tagged at any time during the school years: the students
+    a program served, which is what a partner's evaluation report is about.
+    """
     years = tuple(years)
     programs = con.table("programs")
     if programs.filter(programs.program_id == program_id).count().to_pandas() == 0:
         raise CohortError(f"no program {program_id!r} in the warehouse")
     tags = con.table("program_students")
-    active = tags.filter(
-        (tags.program_id == program_id)
-        & (tags.added_on <= as_of)
-        & (tags.dropped_on.isnull() | (tags.dropped_on > as_of))
-    ).select("student_id").distinct()
+    tags = tags.filter(tags.program_id == program_id)
+    if as_of is not None:
+        as_of = _as_date(as_of)
+        active = tags.filter((tags.added_on <= as_of) & (tags.dropped_on.isnull() | (tags.dropped_on > as_of)))
+        when = f"as of {as_of.isoformat()}"
+    else:
+        calendar = con.table("school_calendar")
+        calendar = calendar.filter(calendar.school_year.isin(list(years)))
+        first = calendar.first_day.min().to_pandas()
+        last = calendar.last_day.max().to_pandas()
+        if first is None or pd.isna(first):
+            raise CohortError(f"no school calendar for {', '.join(years)}")
+        active = tags.filter((tags.added_on <= last) & (tags.dropped_on.isnull() | (tags.dropped_on > first)))
+        when = f"during {', '.join(years)}"
+    active = active.select("student_id").distinct()
     enrolled = _enrolled_ids(con, years)
     students = con.table("students")
     tagged = active.join(students, "student_id").select("student_id", "state_id")
@@ -234,7 +247,7 @@ def cohort_from_program(con, program_id: str, as_of: date | str, years: Sequence
     out_of_years = tagged.anti_join(enrolled, "student_id").select("student_id").to_pandas()
     matched.insert(0, "input", matched["student_id"])
     return Cohort(
-        source=f"program {program_id} as of {as_of.isoformat()}",
+        source=f"program {program_id} {when}",
         years=years,
         matched=matched,
         not_enrolled=out_of_years["student_id"].tolist(),

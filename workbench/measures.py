@@ -232,10 +232,12 @@ def _aggregate(facts: ir.Table, measure: str, group: list[str]) -> list[ir.Table
 
 def _finish(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
     if measure == "attendance_rate":
-        enrolled = frame.pop("days_enrolled").astype("float64")
-        absent = frame.pop("days_absent").astype("float64")
+        # The day totals stay so that margins over any breakdown can be summed exactly.
+        frame["days_enrolled"] = frame["days_enrolled"].astype("int64")
+        frame["days_absent"] = frame["days_absent"].astype("int64")
+        enrolled = frame["days_enrolled"].astype("float64")
         frame["count"] = pd.NA
-        frame["value"] = (enrolled - absent) / enrolled
+        frame["value"] = (enrolled - frame["days_absent"]) / enrolled
     else:
         frame["value"] = frame["count"].astype("float64") / frame["students"].astype("float64")
     frame["students"] = frame["students"].astype("int64")
@@ -253,6 +255,7 @@ def _run(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], stu
     frame = _finish(frame, measure)
     order = group + (["subject"] if "subject" in frame.columns else [])
     leading = order + ["students", "count", "value"]
+    leading += [c for c in ("days_enrolled", "days_absent") if c in frame.columns]
     return frame[leading].sort_values(order, kind="stable").reset_index(drop=True)
 
 
@@ -291,7 +294,7 @@ def compute(
     if missing:
         raise MeasureError(f"school year(s) not in the warehouse: {', '.join(missing)}")
     result = _run(con, measure, years, breakdowns, student_ids)
-    keys = [c for c in result.columns if c not in ("students", "count", "value", "school_year")]
+    keys = [c for c in result.columns if c not in ("students", "count", "value", "school_year", "days_enrolled", "days_absent")]
     if prior_year:
         earlier = [_prior(y) for y in years if _prior(y) in available]
         prior = _run(con, measure, earlier, breakdowns, student_ids) if earlier else result.iloc[0:0]

@@ -15,3 +15,7 @@ def main() -> None:
 
 # Each module attaches its own commands to `main`; importing it is all that is needed.
 from workbench.cli import data_commands  # noqa: E402,F401
+from workbench.cli import request_commands  # noqa: E402,F401
+from workbench.cli import kernel_commands  # noqa: E402,F401
+from workbench.cli import disclosure_commands  # noqa: E402,F401
+from workbench.cli import release_commands  # noqa: E402,F401

@@ -1,0 +1,91 @@
+"""Charts for releases: bars for published values, a visible mark where a value is suppressed.
+
+A suppressed value must not be drawn at all (its height would leak it), but a missing bar reads
+as zero; so the slot gets a hatched, value-free placeholder of fixed height and the label
+"suppressed". Charts are written as PNG with fixed metadata so re-running a request gives the
+same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here, and the same output under Jupyter, papermill and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PNG_METADATA = {"Software": None}
+PUBLISHED_COLOR = "#2f6f9f"
+COMPARISON_COLOR = "#b9b9b9"
+SUPPRESSED_TEXT = "suppressed"
+
+
+def bar_chart(
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    suppressed: Sequence[bool],
+    *,
+    title: str,
+    value_label: str,
+    percent: bool = True,
+    masked_labels: Sequence[str] | None = None,
+    comparison: Sequence[float | None] | None = None,
+    comparison_label: str = "District",
+    series_label: str = "Students in this report",
+):
+    """A horizontal bar chart; suppressed entries get a labelled placeholder, never a bar.
+
+    `masked_labels` is the text shown in each placeholder (a suppression mark or a coded range
+    such as "<=5%"); by default "suppressed".
+    """
+    labels = [str(label) for label in labels]
+    if not (len(labels) == len(values) == len(suppressed)):
+        raise ValueError("labels, values and suppressed must have the same length")
+    scale = 100.0 if percent else 1.0
+    shown = [None if hidden or v is None or pd.isna(v) else float(v) * scale for v, hidden in zip(values, suppressed)]
+    positions = np.arange(len(labels))
+    height = 0.38 if comparison is not None else 0.7
+    figure, axes = plt.subplots(figsize=(7.5, 0.45 * len(labels) + 1.6), dpi=110)
+    top = max([v for v in shown if v is not None] + [1.0])
+    if comparison is not None:
+        district = [None if v is None or pd.isna(v) else float(v) * scale for v in comparison]
+        top = max([top] + [v for v in district if v is not None])
+        axes.barh(positions + height / 2, [v or 0 for v in district], height, color=COMPARISON_COLOR, label=comparison_label)
+        offset = -height / 2
+    else:
+        offset = 0.0
+    published = [v if v is not None else 0 for v in shown]
+    bars = axes.barh(positions + offset, published, height, color=PUBLISHED_COLOR, label=series_label)
+    placeholder = top * 0.12
+    masked_labels = list(masked_labels) if masked_labels is not None else [SUPPRESSED_TEXT] * len(labels)
+    for position, value, bar, masked in zip(positions, shown, bars, masked_labels):
+        if value is None:
+            bar.set_visible(False)
+            axes.barh(position + offset, placeholder, height, color="white", edgecolor="#8a8a8a", hatch="///")
+            text = SUPPRESSED_TEXT if masked in ("*", "\u2020", "") else masked
+            axes.text(placeholder + top * 0.01, position + offset, text, va="center", fontsize=8, color="#555555")
+        else:
+            axes.text(value + top * 0.01, position + offset, f"{value:.1f}%" if percent else f"{value:,.0f}", va="center", fontsize=8)
+    axes.set_yticks(positions, labels)
+    axes.invert_yaxis()
+    axes.set_xlim(0, top * 1.18)
+    axes.set_xlabel(value_label)
+    axes.set_title(title, fontsize=11, loc="left")
+    axes.spines[["top", "right"]].set_visible(False)
+    if comparison is not None:
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def save_png(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata=PNG_METADATA)
+    plt.close(figure)
+    return path

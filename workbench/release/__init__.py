@@ -1,0 +1,1 @@
+"""Releases: immutable artifact folders with a manifest, and the check that guards them."""
