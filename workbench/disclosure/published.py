@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,19 @@ class PublishedAudit:
         return int(self.intervals["exact"].sum()) if len(self.intervals) else 0
 
 
-def audit_published_table(frame: pd.DataFrame, dims: Sequence[str], value_col: str = "value") -> PublishedAudit:
-    """Every suppressed cell's interval as an attacker computes it from the published rows."""
+def audit_published_table(
+    frame: pd.DataFrame,
+    dims: Sequence[str],
+    value_col: str = "value",
+    *,
+    intervals: Literal["exact", "proof"] = "exact",
+) -> PublishedAudit:
+    """Every suppressed cell's interval as an attacker computes it from the published rows.
+
+    intervals="proof" only settles, for each cell, whether it is exactly disclosed: cells proven
+    to move by at least 1 report the proven part of their interval; the others (the exact
+    disclosures among them) get exact intervals. `exact` is right in both modes.
+    """
     dims = list(dims)
     missing = [c for c in [*dims, value_col] if c not in frame.columns]
     if missing:
@@ -74,7 +86,8 @@ def audit_published_table(frame: pd.DataFrame, dims: Sequence[str], value_col: s
     propagation, _ = build_system(space, unknown, known, None, one_per_parent=False)
     targets = np.flatnonzero(suppressed)
     objectives = [Objective(("count", int(c)), np.array([var_of[0, c]]), np.array([1.0])) for c in targets]
-    audit = solve_intervals(system, objectives, propagation_system=propagation)
+    required = np.ones(len(objectives)) if intervals == "proof" else None
+    audit = solve_intervals(system, objectives, propagation_system=propagation, required_width=required)
     out = table.labels().iloc[targets].reset_index(drop=True)
     out["interval_low"] = audit.integer_low.astype(np.int64) if len(targets) else []
     out["interval_high"] = [None if not np.isfinite(v) else int(v) for v in audit.integer_high]
