@@ -270,3 +270,13 @@ def test_core_imports_nothing_from_jupyter():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_solver_prints_nothing_to_stdout_so_notebook_outputs_are_stable():
+    import subprocess
+    import sys
+
+    code = ("from workbench.disclosure.audit import quiet_highs\n"
+            "quiet_highs().run(); quiet_highs().run(); print('done')")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout == "done\n"

@@ -19,6 +19,8 @@ further, which docs/disclosure.md states as the limit of the guarantee.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +31,38 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from workbench.disclosure.table import CellSpace
+
+
+_banner_silenced = False
+
+
+def quiet_highs() -> highspy.Highs:
+    """A HiGHS solver that writes nothing to stdout.
+
+    The first solver a process creates prints a licence banner from C++ straight to file
+    descriptor 1, before any option can turn output off. In a notebook that banner lands in
+    whichever cell happens to solve first, so stored outputs (nbval) and released notebooks would
+    differ run to run; the descriptor is pointed at /dev/null while that first solver is built.
+    """
+    global _banner_silenced
+    if _banner_silenced:
+        solver = highspy.Highs()
+    else:
+        libc = ctypes.CDLL(None)
+        libc.fflush(None)
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            solver = highspy.Highs()
+            libc.fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _banner_silenced = True
+    solver.setOptionValue("output_flag", False)
+    return solver
 
 _EPS = 1e-6
 _INF = highspy.kHighsInf
@@ -296,8 +330,7 @@ class _ComponentSolver:
             self.done_lo[:] = self.done_hi[:] = True
             self.seen_lo, self.seen_hi = self.low.copy(), self.high.copy()
             return
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = quiet_highs()
         h.setOptionValue("presolve", "off")
         lp = highspy.HighsLp()
         lp.num_col_ = self.n
