@@ -40,3 +40,11 @@ def small_district_path(tmp_path_factory, small_district_tables):
 @pytest.fixture(scope="session")
 def small_con(small_district_path):
     return connect(small_district_path)
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory):
+    """The default demo district (the demo requests name its students and partners)."""
+    path = tmp_path_factory.mktemp("demo") / "district.duckdb"
+    write_warehouse(path, generate_district())
+    return str(path)

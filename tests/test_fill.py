@@ -17,20 +17,10 @@ from workbench.config import DATA_DIR
 from workbench.fill import FillError, fill
 from workbench.register import RequestRegister
 from workbench.release.store import ReleaseStore
-from workbench.schema import write_warehouse
-from workbench.synthetic import generate_district
 
 DEMO = DATA_DIR / "requests" / "demo"
 AS_OF = "2026-06-01"
 WORKBENCH = Path(sys.executable).parent / "workbench"
-
-
-@pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory):
-    """The default demo district (the demo requests name its students and partners)."""
-    path = tmp_path_factory.mktemp("demo") / "district.duckdb"
-    write_warehouse(path, generate_district())
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def _first_aggregate(path: Path, policy_name: str) -> None:
 @click.option("--no-fill", is_flag=True, help="Only generate the district and print the first aggregate.")
 def demo_command(warehouse: Path, releases: Path | None, no_fill: bool) -> None:
     """Generate the demo district, print a protected aggregate, and fill one request of each type."""
-    from workbench.cli.release_commands import _fill_one
+    from workbench.batch import FillJob, fill_one
 
     _ensure_district(warehouse)
     _first_aggregate(warehouse, "nces")
@@ -79,8 +79,8 @@ def demo_command(warehouse: Path, releases: Path | None, no_fill: bool) -> None:
     failures = 0
     for item in plan["requests"]:
         request_file = DEMO_PLAN.parent / item["file"]
-        outcome = _fill_one(str(request_file), item["policy"], as_of, str(releases) if releases else None,
-                            str(warehouse), True)
+        outcome = fill_one(FillJob(str(request_file), item["policy"], as_of, str(releases) if releases else None,
+                                   str(warehouse), True))
         if outcome["ok"]:
             click.echo(f"  {outcome['summary']}")
         else:

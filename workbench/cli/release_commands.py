@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import click
@@ -19,39 +18,10 @@ def _store(releases: Path | None):
     return ReleaseStore(releases or releases_root())
 
 
-def _register(use_register: bool):
-    if not use_register:
-        return None
-    from workbench.register import RequestRegister
+def _job(request_file, policy, as_of, releases, warehouse, use_register):
+    from workbench.batch import FillJob
 
-    return RequestRegister()
-
-
-def _fill_one(request_file: str, policy: str | None, as_of: str | None, releases: str | None,
-              warehouse: str | None, use_register: bool) -> dict:
-    """One request, in whatever process runs it; returns a plain summary (picklable)."""
-    from workbench.fill import FillError, fill
-    from workbench.policy import PolicyError
-    from workbench.request import RequestError
-
-    started = time.perf_counter()
-    try:
-        result = fill(request_file, policy, as_of, store=_store(Path(releases) if releases else None),
-                      warehouse=warehouse, register=_register(use_register))
-    except (RequestError, PolicyError) as exc:
-        return {"request": request_file, "ok": False, "kind": "input", "error": str(exc), "seconds": time.perf_counter() - started}
-    except FillError as exc:
-        return {"request": request_file, "ok": False, "kind": "fill", "error": str(exc), "seconds": time.perf_counter() - started}
-    except Exception as exc:  # one broken request must not stop a batch; its text may quote data
-        return {"request": request_file, "ok": False, "kind": "unexpected", "error": f"unexpected {type(exc).__name__}",
-                "seconds": time.perf_counter() - started}
-    suppressed = sum(t.get("primary", 0) + t.get("secondary", 0) for t in result.tables.values())
-    return {
-        "request": request_file, "ok": True, "id": result.request_id, "outcome": result.outcome,
-        "level": result.level, "path": str(result.release.path), "tables": len(result.tables),
-        "suppressed": suppressed, "reused": result.release.reused, "summary": result.summary(),
-        "seconds": time.perf_counter() - started,
-    }
+    return FillJob(str(request_file), policy, as_of, str(releases) if releases else None, warehouse, use_register)
 
 
 @main.command("fill")
@@ -64,54 +34,82 @@ def _fill_one(request_file: str, policy: str | None, as_of: str | None, releases
 @click.option("--no-register", is_flag=True, help="Do not record the release in the request register.")
 def fill_command(request_file, policy, as_of, releases, warehouse, no_register):
     """Decide a request, run its template in the guarded kernel, check and release it."""
-    outcome = _fill_one(str(request_file), policy, as_of, str(releases) if releases else None, warehouse, not no_register)
+    from workbench.batch import fill_one
+
+    outcome = fill_one(_job(request_file, policy, as_of, releases, warehouse, not no_register))
     if not outcome["ok"]:
         click.echo(f"error: {outcome['error']}", err=True)
         sys.exit(2 if outcome["kind"] == "input" else 1)
     click.echo(outcome["summary"])
 
 
-def _request_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-
-
-@main.command("batch")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--policy", default=None, help="Policy pack for every request.")
-@click.option("--as-of", "as_of", default=None)
-@click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--warehouse", default=None)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Parallel worker processes.")
-@click.option("--no-register", is_flag=True)
-def batch_command(folder, policy, as_of, releases, warehouse, workers, no_register):
-    """Fill every request file in FOLDER in parallel; a failing request does not stop the others."""
-    from tqdm import tqdm
-
-    files = _request_files(folder)
-    if not files:
-        raise click.ClickException(f"no request files (*.yml) in {folder}")
-    args = [(str(f), policy, as_of, str(releases) if releases else None, warehouse, not no_register) for f in files]
-    results = []
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_fill_one, *a) for a in args]
-        with tqdm(total=len(futures), desc="filling", unit="request", file=sys.stderr) as bar:
-            for future in as_completed(futures):
-                results.append(future.result())
-                bar.update(1)
-    results.sort(key=lambda r: r["request"])
+def _summary_table(results: list[dict], seconds: float) -> None:
     click.echo(f"\n{'request':<40} {'result':<10} {'level':<13} {'tables':>6} {'suppressed':>10} {'seconds':>8}")
     for r in results:
         name = Path(r["request"]).name
         if r["ok"]:
-            click.echo(f"{name:<40} {r['outcome']:<10} {str(r['level'] or '-'):<13} {r['tables']:>6} {r['suppressed']:>10} {r['seconds']:>8.1f}")
+            click.echo(f"{name:<40} {r['outcome']:<10} {str(r['level'] or '-'):<13} {r['tables']:>6} "
+                       f"{r['suppressed']:>10} {r['seconds']:>8.1f}")
         else:
             click.echo(f"{name:<40} {'FAILED':<10} {'-':<13} {'-':>6} {'-':>10} {r['seconds']:>8.1f}")
     failed = [r for r in results if not r["ok"]]
-    click.echo(f"\n{len(results) - len(failed)} filled, {len(failed)} failed in {time.perf_counter() - started:.1f}s")
+    click.echo(f"\n{len(results) - len(failed)} filled, {len(failed)} failed in {seconds:.1f}s")
     for r in failed:
         click.echo(f"  {Path(r['request']).name}: {r['error']}", err=True)
-    sys.exit(1 if failed else 0)
+
+
+@main.command("batch")
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--every-school", "every_school", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A school leader's request to repeat for every school (instead of FOLDER).")
+@click.option("--schools", default=None, help="With --every-school: only these school IDs (comma-separated).")
+@click.option("--requests-out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --every-school: where the per-school request files go (default: data/generated/requests/ID).")
+@click.option("--policy", default=None, help="Policy pack for every request.")
+@click.option("--as-of", "as_of", default=None, help="Date agreements are judged on (default today).")
+@click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--warehouse", default=None)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Parallel worker processes.")
+@click.option("--no-register", is_flag=True)
+def batch_command(folder, every_school, schools, requests_out, policy, as_of, releases, warehouse, workers, no_register):
+    """Fill every request file in FOLDER, or one request for every school, in parallel.
+
+    A failing request does not stop the others; failures are listed at the end and the exit
+    status is 1 when any failed.
+    """
+    from datetime import date
+
+    from tqdm import tqdm
+
+    from workbench.batch import BatchError, request_files, requests_for_every_school, run_batch
+
+    if (folder is None) == (every_school is None):
+        raise click.UsageError("give a FOLDER of request files or --every-school REQUEST.yml (one of them)")
+    try:
+        if every_school:
+            from workbench.config import DATA_DIR
+            from workbench.request import RequestError, load_request
+            from workbench.warehouse import connect
+
+            try:
+                template_id = load_request(every_school).id
+            except RequestError as exc:
+                raise click.ClickException(str(exc)) from exc
+            out = requests_out or DATA_DIR / "generated" / "requests" / template_id
+            files = requests_for_every_school(every_school, connect(warehouse), out,
+                                              date.fromisoformat(as_of) if as_of else None,
+                                              schools.split(",") if schools else None)
+            click.echo(f"{len(files)} school requests written to {out}", err=True)
+        else:
+            files = request_files(folder)
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    jobs = [_job(f, policy, as_of, releases, warehouse, not no_register) for f in files]
+    started = time.perf_counter()
+    with tqdm(total=len(jobs), desc="filling", unit="request", file=sys.stderr) as bar:
+        results = run_batch(jobs, workers, on_done=lambda _result: bar.update(1))
+    _summary_table(results, time.perf_counter() - started)
+    sys.exit(1 if any(not r["ok"] for r in results) else 0)
 
 
 @main.group("release")
