@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean notebook-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,33 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/workbench demo
 
-test: $(STAMP)
+# The notebook regression tests (nbval) run the templates on this district and compare every output
+# with the one stored in the notebook. It is generated apart from the demo's district so that a
+# district regenerated with other settings cannot change what the stored outputs are compared with.
+REFERENCE_DISTRICT := data/generated/reference-district.duckdb
+NOTEBOOK_ENV := WORKBENCH_WAREHOUSE=$(CURDIR)/$(REFERENCE_DISTRICT) WORKBENCH_REGISTER=sqlite:///$(CURDIR)/data/generated/nbval-register.sqlite
+NOTEBOOKS := templates/*.ipynb
+
+$(REFERENCE_DISTRICT): | $(STAMP)
+	$(BIN)/workbench data generate --out $@ --quiet
+
+test: $(STAMP) $(REFERENCE_DISTRICT)
 	$(BIN)/python -m pytest
+	$(NOTEBOOK_ENV) $(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+# After an intended change to a template or a measure: re-record the stored outputs, then review
+# the diff of every number before committing it.
+notebook-outputs: $(STAMP) $(REFERENCE_DISTRICT)
+	cd templates && for notebook in *.ipynb; do \
+	  $(NOTEBOOK_ENV) ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=workbench --ExecutePreprocessor.timeout=900 \
+	    --ExecutePreprocessor.record_timing=False "$$notebook" || exit 1; \
+	done
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/warehouse_benchmark.py
+	$(BIN)/python benchmarks/disclosure_benchmark.py
+	$(BIN)/python benchmarks/batch_benchmark.py
 
 clean:
 	rm -rf $(VENV) data/generated releases
