@@ -126,6 +126,20 @@ class Cohort:
         return f"<Cohort {self.summary()}>"
 
 
+# Up to this many values are sent as an IN list; longer lists go as a small in-memory table the
+# warehouse joins against (an IN list of thousands of literals takes seconds to compile).
+_IN_LIST_LIMIT = 200
+
+
+def _rows_with(table: ibis.Table, column: str, values: Sequence[str]) -> ibis.Table:
+    """Rows of `table` whose `column` is one of `values`, in one query whatever their number."""
+    values = list(values)
+    if len(values) <= _IN_LIST_LIMIT:
+        return table.filter(table[column].isin(values))
+    wanted = ibis.memtable(pd.DataFrame({column: pd.Series(values, dtype="string")}))
+    return table.semi_join(wanted, column)
+
+
 def _enrolled_ids(con, years: Sequence[str]) -> ibis.Table:
     student_years = con.table("student_years")
     return student_years.filter(student_years.school_year.isin(list(years))).select("student_id").distinct()
@@ -168,7 +182,7 @@ def cohort_from_ids(
     for kind, column in (("district", "student_id"), ("state", "state_id")):
         if not by_kind[kind]:
             continue
-        hits = students.filter(students[column].isin(by_kind[kind])).select("student_id", "state_id")
+        hits = _rows_with(students, column, by_kind[kind]).select("student_id", "state_id")
         frame = hits.to_pandas()
         frame["key"] = kind + ":" + frame[column]
         found_parts.append(frame)
@@ -177,7 +191,8 @@ def cohort_from_ids(
         if found_parts
         else pd.DataFrame(columns=["student_id", "state_id", "key"])
     )
-    unknown = [raw for key, raw in seen.items() if key not in set(found["key"])]
+    found_keys = set(found["key"])
+    unknown = [raw for key, raw in seen.items() if key not in found_keys]
 
     # The same student given once by district ID and once by state ID is a duplicate too.
     position = {key: index for index, key in enumerate(seen)}
@@ -191,10 +206,7 @@ def cohort_from_ids(
     enrolled = set()
     if len(found):
         enrolled_table = _enrolled_ids(con, years)
-        enrolled = set(
-            enrolled_table.filter(enrolled_table.student_id.isin(found["student_id"].tolist()))
-            .to_pandas()["student_id"]
-        )
+        enrolled = set(_rows_with(enrolled_table, "student_id", found["student_id"].tolist()).to_pandas()["student_id"])
     in_years = found["student_id"].isin(enrolled)
     not_enrolled = found.loc[~in_years, "input"].tolist()
     matched = found.loc[in_years, ["input", "student_id", "state_id"]].reset_index(drop=True)
