@@ -45,6 +45,7 @@ notebook-outputs: $(STAMP) $(REFERENCE_DISTRICT)
 	done
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,bench]'
 	$(BIN)/python benchmarks/warehouse_benchmark.py
 	$(BIN)/python benchmarks/disclosure_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
