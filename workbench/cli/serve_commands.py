@@ -1,0 +1,119 @@
+"""`workbench serve`: read-only Voila dashboards of released reports, one sign-in token per viewer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from workbench.cli import main
+
+DEFAULT_TOKENS = Path(__file__).resolve().parents[2] / "var" / "dashboard_tokens.json"
+
+
+def _default_releases() -> str:
+    return os.environ.get("WORKBENCH_RELEASES") or str(Path(__file__).resolve().parents[2] / "releases")
+
+
+tokens_option = click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, path_type=Path),
+                             default=DEFAULT_TOKENS, show_default=True, help="Tokens file (token digest -> viewer).")
+
+
+@main.group("serve", invoke_without_command=True)
+@click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Release store (default: WORKBENCH_RELEASES or releases/).")
+@click.option("--port", type=int, default=8866, show_default=True)
+@click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@tokens_option
+@click.option("--preheat/--no-preheat", default=True, show_default=True,
+              help="Keep a pool of kernels that have already loaded the dashboard.")
+@click.option("--pool-size", type=int, default=2, show_default=True, help="Preheated kernels kept ready.")
+@click.option("--cull-idle", type=int, default=600, show_default=True,
+              help="Shut down a viewer's kernel after this many idle seconds.")
+@click.pass_context
+def serve_command(ctx, releases, port, ip, tokens_file, preheat, pool_size, cull_idle) -> None:
+    """Start the partner and school-leader dashboards (Voila) over the release store.
+
+    Each viewer signs in with their token (http://HOST:PORT/?token=TOKEN, or the login form) and
+    sees only the approved aggregate releases that name them. Create tokens with
+    `workbench serve tokens add partner:P-04` (or `... tokens demo`).
+    """
+    if ctx.invoked_subcommand:
+        return
+    from workbench.dashboard.access import TokenBook, kernel_environment
+
+    if not TokenBook(tokens_file).entries():
+        raise click.ClickException(f"{tokens_file} has no tokens: run `workbench serve tokens add VIEWER` "
+                                   "or `workbench serve tokens demo` first")
+    args = [sys.executable, "-m", "workbench.dashboard.server", "--releases", str(releases or _default_releases()),
+            "--tokens", str(tokens_file), "--port", str(port), "--ip", ip, "--pool-size", str(pool_size),
+            "--cull-idle", str(cull_idle)]
+    if not preheat:
+        args.append("--no-preheat")
+    click.echo(f"Dashboards at http://{ip}:{port}/ (sign in with a viewer token; Ctrl-C stops)")
+    # The server and its kernels get no warehouse, register or configuration settings.
+    # The server replaces this process, so stopping this pid stops the server.
+    os.execve(sys.executable, args, kernel_environment(os.environ))
+
+
+@serve_command.group("tokens")
+def tokens_group() -> None:
+    """Sign-in tokens of dashboard viewers (partner:ID or school:ID)."""
+
+
+@tokens_group.command("add")
+@click.argument("viewer")
+@click.option("--label", default="", help="Who the token is for (kept in the file).")
+@click.option("--token", "token_value", default=None, help="Use this token instead of a random one (16+ chars).")
+@tokens_option
+def tokens_add(viewer, label, token_value, tokens_file) -> None:
+    """Create a token for VIEWER (e.g. partner:P-04, school:1213); prints it once."""
+    from workbench.dashboard.access import AccessError, TokenBook
+
+    try:
+        token = TokenBook(tokens_file).add(viewer, label, token_value)
+    except AccessError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{viewer}\t{token}")
+
+
+@tokens_group.command("revoke")
+@click.argument("viewer")
+@tokens_option
+def tokens_revoke(viewer, tokens_file) -> None:
+    """Remove every token of VIEWER (takes effect at once, also on a running server)."""
+    from workbench.dashboard.access import TokenBook
+
+    click.echo(f"removed {TokenBook(tokens_file).revoke(viewer)} token(s) of {viewer}")
+
+
+@tokens_group.command("list")
+@tokens_option
+def tokens_list(tokens_file) -> None:
+    """Viewers with tokens (the tokens themselves are not stored)."""
+    from workbench.dashboard.access import TokenBook
+
+    for digest, entry in sorted(TokenBook(tokens_file).entries().items(), key=lambda item: item[1].viewer):
+        click.echo(f"{entry.viewer}\t{entry.label}\tcreated {entry.created}\t{digest[:12]}")
+
+
+@tokens_group.command("demo")
+@click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--port", type=int, default=8866, show_default=True, help="Port used in the printed links.")
+@tokens_option
+def tokens_demo(releases, port, tokens_file) -> None:
+    """One new token per viewer named by a dashboard release in the store; prints sign-in links."""
+    from workbench.dashboard.access import TokenBook, allowed_releases, viewers_named
+    from workbench.release.store import ReleaseStore
+
+    store = ReleaseStore(releases or _default_releases())
+    viewers = sorted({v for r in store.releases() for v in viewers_named(store.manifest(r))})
+    viewers = [v for v in viewers if allowed_releases(store, v)]
+    if not viewers:
+        raise click.ClickException(f"no dashboard releases in {store.root}: run `workbench demo` first")
+    book = TokenBook(tokens_file)
+    for viewer in viewers:
+        token = book.add(viewer, "demo")
+        click.echo(f"{viewer}\thttp://127.0.0.1:{port}/?token={token}")

@@ -1,0 +1,93 @@
+"""The dashboard's widgets, run inside the Voila kernel.
+
+The server decides who the viewer is and which releases they may open, and hands that to the
+kernel as request variables (``HTTP_X_WORKBENCH_*``, set by the server after sign-in, never taken
+from the browser). The kernel reads only those releases' files, under the release store the server
+names in ``WORKBENCH_RELEASES``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ipywidgets as widgets
+import openpyxl  # noqa: F401  (imported here so a preheated kernel has it loaded before a viewer comes)
+from IPython.display import display
+
+from workbench.dashboard.content import load_release, render_html
+from workbench.release.store import ReleaseStore
+
+VIEWER_VAR = "HTTP_X_WORKBENCH_VIEWER"
+RELEASES_VAR = "HTTP_X_WORKBENCH_RELEASES"
+SELECTED_VAR = "HTTP_X_WORKBENCH_RELEASE"
+STORE_VAR = "WORKBENCH_RELEASES"
+
+STYLE = """<style>
+.workbench-release h2 {margin-top: 0.5em}
+.workbench-facts {display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em}
+.workbench-facts dt {font-weight: bold}
+.workbench-table-scroll {overflow-x: auto}
+.workbench-table {border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em}
+.workbench-table th, .workbench-table td {border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right}
+.workbench-footnotes {font-size: 0.85em}
+</style>"""
+
+
+def request_context(environ=os.environ) -> tuple[str, list[str], str | None, ReleaseStore]:
+    viewer = environ.get(VIEWER_VAR, "")
+    allowed = json.loads(environ.get(RELEASES_VAR) or "[]")
+    selected = environ.get(SELECTED_VAR) or None
+    return viewer, allowed, selected, ReleaseStore(environ.get(STORE_VAR, "releases"))
+
+
+def _label(store: ReleaseStore, release_id: str) -> str:
+    request = store.manifest(release_id).get("request") or {}
+    return f"{release_id}: {request.get('purpose', '')} (received {request.get('received', '')})"
+
+
+def start(environ=os.environ) -> widgets.Widget:
+    """Shows the release picker and the chosen release; returns the top widget."""
+    viewer, allowed, selected, store = request_context(environ)
+    base_url = environ.get("VOILA_BASE_URL", "/")
+    title = widgets.HTML(STYLE + f"<h1>Released reports</h1><p class='workbench-viewer'>Signed in as {viewer}</p>")
+    if not viewer or not allowed:
+        box = widgets.VBox([title, widgets.HTML("<p class='workbench-empty'>No released reports for you yet.</p>")])
+        display(box)
+        return box
+    picker = widgets.Dropdown(options=[(_label(store, r), r) for r in allowed],
+                              value=selected if selected in allowed else allowed[0],
+                              description="Report", layout=widgets.Layout(width="90%"))
+    body = widgets.HTML()
+
+    def show(release_id: str) -> None:
+        if release_id not in allowed:  # the picker only offers allowed ids; keep it that way
+            body.value = "<p>Not available.</p>"
+            return
+        body.value = render_html(load_release(store, release_id), base_url)
+
+    picker.observe(lambda change: show(change["new"]), names="value")
+    show(picker.value)
+    box = widgets.VBox([title, picker, body])
+    display(box)
+    return box
+
+
+def wait_for_viewer(environ=os.environ) -> None:
+    """In a preheated kernel, blocks until the server hands over a signed-in viewer's request.
+
+    The server answers on a websocket path that includes a per-server key the kernel inherits, so
+    nobody else can read or feed a kernel's request variables. Does nothing in a kernel started
+    for one request (its variables are already in the environment).
+    """
+    if environ.get("VOILA_PREHEAT", "False") == "False":
+        return
+    from voila.utils import wait_for_request
+
+    port = environ.get("VOILA_APP_PORT", "8866")
+    server_url = environ.get("VOILA_SERVER_URL", "/")
+    key = environ.get(QUERY_KEY_VAR, "")
+    wait_for_request(f"ws://127.0.0.1:{port}{server_url}voila/query/{key}")
+
+
+QUERY_KEY_VAR = "WORKBENCH_DASHBOARD_KEY"
