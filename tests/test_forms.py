@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
 import pandas as pd
@@ -423,10 +424,16 @@ def test_debouncer_runs_once_after_a_burst():
         await asyncio.sleep(0.2)
         assert not debounced.pending
 
-    asyncio.run(burst())
-    assert calls == [1]
-    Debouncer(lambda: calls.append(2), 0.05)()  # no event loop: at once
-    assert calls == [1, 2]
+    def without_loop():
+        Debouncer(lambda: calls.append(2), 0.05)()  # no event loop: at once
+        assert calls == [1, 2]
+
+    # A thread of its own: other tests (Playwright's sync API) leave an event loop running in the
+    # main thread, and the debouncer must be judged with and without one.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, burst()).result()
+        assert calls == [1]
+        thread.submit(without_loop).result()
 
 
 # -- 5,000 pasted IDs ----------------------------------------------------------------------
