@@ -23,9 +23,10 @@ from pathlib import Path
 import yaml
 
 from workbench.request import load_request
+from workbench.errors import InputError
 
 
-class BatchError(ValueError):
+class BatchError(InputError):
     """A batch that cannot start (no requests, a template request that is not per school)."""
 
 

@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 import holidays
+from workbench.errors import InputError
 
 # A turnaround of a few hundred business days is already absurd; this bound only stops a
 # calendar that closes every day (a misconfigured pack) from looping forever.
 _MAX_CALENDAR_DAYS_SCANNED = 3660
 
 
-class CalendarError(ValueError):
+class CalendarError(InputError):
     """The calendar settings cannot be used (unknown country or subdivision)."""
 
 

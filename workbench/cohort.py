@@ -20,6 +20,7 @@ from typing import Literal
 
 import ibis
 import pandas as pd
+from workbench.errors import InputError
 
 DISTRICT_ID_WIDTH = 7
 STATE_ID_WIDTH = 10
@@ -30,7 +31,7 @@ _SPREADSHEET_FLOAT = re.compile(r"^(\d+)\.0+$")
 _DIGITS = re.compile(r"^\d+$")
 
 
-class CohortError(ValueError):
+class CohortError(InputError):
     """A cohort definition that cannot be evaluated (unknown program, school, bad grades)."""
 
 

@@ -28,6 +28,7 @@ from workbench.report.context import default_policy_name
 from workbench.report.narrative import decision_letter
 from workbench.request import DataRequest, load_request
 from workbench.warehouse import connect
+from workbench.errors import EnvironmentProblem
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 DEFAULT_RELEASES = PROJECT_ROOT / "releases"
@@ -37,7 +38,7 @@ RELEASES_ENV = "WORKBENCH_RELEASES"
 _VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime")
 
 
-class FillError(RuntimeError):
+class FillError(EnvironmentProblem):
     """The request could not be filled; nothing was released."""
 
 

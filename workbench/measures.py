@@ -15,6 +15,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis import _
 import pandas as pd
+from workbench.errors import InputError
 
 BREAKDOWNS = (
     "school",
@@ -33,7 +34,7 @@ MIN_DAYS_FOR_CHRONIC_ABSENCE = 10
 CHRONIC_ABSENCE_SHARE = 0.10
 
 
-class MeasureError(ValueError):
+class MeasureError(InputError):
     """A measure or breakdown that does not exist, or years that are not in the warehouse."""
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from workbench.config import register_location
+from workbench.errors import InputError
 
 STATUSES = ("received", "clarifying", "approved", "refused", "filled", "released", "withdrawn")
 
@@ -101,7 +102,7 @@ events_table = Table(
 )
 
 
-class RegisterError(ValueError):
+class RegisterError(InputError):
     """A register operation that cannot be done: unknown request, duplicate ID, bad status."""
 
 

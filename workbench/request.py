@@ -37,6 +37,7 @@ from workbench.policy.vocabulary import (
     Level,
     Role,
 )
+from workbench.errors import InputError
 
 DISTRICT_ID = re.compile(rf"^\d{{{DISTRICT_ID_WIDTH}}}$")
 STATE_ID = re.compile(rf"^[1-9]\d{{{STATE_ID_WIDTH - 1}}}$")
@@ -47,7 +48,7 @@ ID_FILE_SUFFIXES = (".csv", ".xlsx", ".xls", ".txt")
 _ID_COLUMN_NAMES = ("student_id", "district_id", "state_id", "id", "student id", "studentid", "sasid")
 
 
-class RequestError(ValueError):
+class RequestError(InputError):
     """A request that cannot be read or is not valid. `problems` has one line per mistake."""
 
     def __init__(self, problems: list[str], where: str | None = None) -> None:

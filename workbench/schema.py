@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from workbench.errors import EnvironmentProblem
 
 SCHEMA: dict[str, dict[str, str]] = {
     "schools": {
@@ -92,7 +93,7 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(EnvironmentProblem, ValueError):
     """A frame does not have the columns its table needs."""
 
 

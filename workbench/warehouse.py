@@ -9,6 +9,7 @@ import ibis
 from ibis.backends import BaseBackend
 
 from workbench.config import warehouse_location
+from workbench.errors import EnvironmentProblem
 
 REQUIRED_TABLES = (
     "schools",
@@ -35,7 +36,7 @@ REQUIRED_TABLES = (
 )
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(EnvironmentProblem):
     """The warehouse is missing, unreachable, or not in the documented schema."""
 
 

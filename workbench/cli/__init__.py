@@ -5,9 +5,21 @@ from __future__ import annotations
 import click
 
 from workbench import __version__
+from workbench.errors import WorkbenchError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class WorkbenchGroup(click.Group):
+    """Ends any command that raises a `WorkbenchError` with its message and exit code, once for all."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=WorkbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="workbench")
 def main() -> None:
     """Fill student-data requests under the district's policy, safely."""

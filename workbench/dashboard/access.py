@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from workbench.release.store import ReleaseError, ReleaseStore
+from workbench.errors import InputError
 
 VIEWER_KINDS = ("partner", "school")
 DOWNLOADABLE_SUFFIXES = (".csv", ".xlsx")
@@ -42,7 +43,7 @@ KERNEL_ENV_DENYLIST = (
 )
 
 
-class AccessError(ValueError):
+class AccessError(InputError):
     """A malformed viewer id or tokens file."""
 
 

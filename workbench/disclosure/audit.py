@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from workbench.disclosure.table import CellSpace
+from workbench.errors import InputError
 
 
 _banner_silenced = False
@@ -68,7 +69,7 @@ _EPS = 1e-6
 _INF = highspy.kHighsInf
 
 
-class AuditError(ValueError):
+class AuditError(InputError):
     """The published table cannot be audited (for example, its published cells contradict each other)."""
 
 

@@ -27,6 +27,7 @@ from itertools import product
 
 import numpy as np
 import pandas as pd
+from workbench.errors import InputError
 
 BLANK = ""
 DEFAULT_QUASI = ("school", "grade", "gender", "race_ethnicity")
@@ -35,7 +36,7 @@ DEFAULT_QUASI = ("school", "grade", "gender", "race_ethnicity")
 DEFAULT_SUPPRESSION_ORDER = ("race_ethnicity", "gender", "school", "grade")
 
 
-class ExtractError(ValueError):
+class ExtractError(InputError):
     """The extract cannot be produced as asked (missing columns, bad k, duplicate IDs)."""
 
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from workbench.errors import InputError
 
 TOTAL = "Total"
 
 
-class TableInputError(ValueError):
+class TableInputError(InputError):
     """The input table cannot be protected as given (bad columns, counts or duplicates)."""
 
 

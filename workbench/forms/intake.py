@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from workbench.request import DataRequest, RequestError, load_request, parse_request
+from workbench.errors import InputError
 
 # Form field keys, in the order the form shows them, with their labels.
 FIELD_LABELS: dict[str, str] = {
@@ -61,7 +62,7 @@ _LOCATION_TO_FIELD.update({f"requester.{key}": key for key in _REQUESTER_KEYS})
 _FILE_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class FormError(ValueError):
+class FormError(InputError):
     """The form cannot do what was asked (save over a file, register a known ID)."""
 
 

@@ -25,11 +25,12 @@ from workbench import config
 from workbench.business_days import BusinessCalendar, CalendarError
 from workbench.policy.model import PolicyPack, RoleRule
 from workbench.policy.validation import describe_validation_error
+from workbench.errors import InputError
 
 _MAX_EXTENDS_DEPTH = 8
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy pack that cannot be found, read, or validated. The message names the bad key."""
 
 

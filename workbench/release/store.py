@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from workbench.errors import InputError
 
 MANIFEST = "manifest.json"
 _SAFE_ID = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(InputError):
     """A release that cannot be written (exists and differs, bad id, failed check)."""
 
 

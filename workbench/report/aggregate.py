@@ -30,6 +30,7 @@ from workbench.disclosure import protect_tables
 from workbench.disclosure.percentages import code_percentage
 from workbench.measures import MEASURES, compute
 from workbench.report.files import write_xlsx
+from workbench.errors import InputError
 
 TOTAL = "Total"
 PRIMARY_MARK = "*"
@@ -47,7 +48,7 @@ DIM_TITLES = {
 }
 
 
-class ReportTableError(ValueError):
+class ReportTableError(InputError):
     """A table that cannot be built as asked."""
 
 

@@ -16,6 +16,7 @@ from ibis import _
 from workbench.disclosure import protect_extract
 from workbench.measures import student_year_facts
 from workbench.report.files import write_xlsx
+from workbench.errors import InputError
 
 # Fields and the columns they become in a student-level file.
 FIELD_COLUMNS: dict[str, list[str]] = {
@@ -42,7 +43,7 @@ FIELD_COLUMNS: dict[str, list[str]] = {
 }
 
 
-class StudentLevelError(ValueError):
+class StudentLevelError(InputError):
     """A student-level file that cannot be produced as asked."""
 
 
