@@ -365,7 +365,8 @@ def test_picker_upload_through_the_file_upload_widget(form, small_con):
     assert form.picker.upload.value == ()  # the file's bytes are not kept in the widget state
     assert form.picker.summary_data.counts["matched"] == 12
     assert "roster.csv" in form.picker.summary.value or "roster.csv" in form.picker.upload_name.value
-    assert form.decision.cohort == {"kind": "student_ids", "size": 12, "by_level": {"aggregate": 12}, "unmatched": 0}
+    assert form.decision.cohort == {"kind": "student_ids", "size": 12, "by_level": {"aggregate": 12}, "unmatched": 0,
+                                    "by_year": {"2025-2026": 12}, "source": "student IDs"}
     form.picker.load_file("bad.docx", b"x")
     assert "Cannot read" in form.picker.upload_name.value
     assert "cohort" in form.problems and form.decision is None
@@ -475,11 +476,12 @@ def test_five_thousand_pasted_ids_stay_responsive(form, small_con, monkeypatch):
 def test_long_id_lists_go_to_the_warehouse_as_a_table_with_the_same_result(small_con, monkeypatch):
     """cohort_from_ids joins long lists against an in-memory table instead of an IN list."""
     import workbench.cohort as cohort_module
+    import workbench.warehouse as warehouse_module
 
     students = small_con.table("students").select("student_id", "state_id").order_by("student_id").to_pandas()
     ids = list(students["student_id"].str.lstrip("0")[:400]) + list(students["state_id"][400:700]) + ["9999999", "x"]
     by_table = cohort_module.cohort_from_ids(small_con, ids, ["2025-2026"])
-    monkeypatch.setattr(cohort_module, "_IN_LIST_LIMIT", 10_000)
+    monkeypatch.setattr(warehouse_module, "_IN_LIST_LIMIT", 10_000)
     by_list = cohort_module.cohort_from_ids(small_con, ids, ["2025-2026"])
     assert by_table.counts() == by_list.counts()
     assert by_table.student_ids == by_list.student_ids

@@ -192,7 +192,7 @@ def test_a_named_pack_must_carry_its_own_name(tmp_path, monkeypatch):
 
 def test_small_group_thresholds_per_pack():
     """003:66 fewer than 10 suppressed; 001:2 and 001:20 larger than 10 (10 suppressed); nces n<10."""
-    bps, dmps, nces = (load_policy(n).pack.small_groups for n in ("bps", "dmps", "nces"))
+    bps, dmps, nces = (load_policy(n).small_group_rule() for n in ("bps", "dmps", "nces"))
     assert bps.is_small(9) and not bps.is_small(10)
     assert dmps.is_small(10) and not dmps.is_small(11)
     assert nces.is_small(9) and not nces.is_small(10)

@@ -21,6 +21,7 @@ from typing import Literal
 import ibis
 import pandas as pd
 from workbench.errors import InputError
+from workbench.warehouse import rows_with
 
 DISTRICT_ID_WIDTH = 7
 STATE_ID_WIDTH = 10
@@ -127,18 +128,8 @@ class Cohort:
         return f"<Cohort {self.summary()}>"
 
 
-# Up to this many values are sent as an IN list; longer lists go as a small in-memory table the
-# warehouse joins against (an IN list of thousands of literals takes seconds to compile).
-_IN_LIST_LIMIT = 200
-
-
 def _rows_with(table: ibis.Table, column: str, values: Sequence[str]) -> ibis.Table:
-    """Rows of `table` whose `column` is one of `values`, in one query whatever their number."""
-    values = list(values)
-    if len(values) <= _IN_LIST_LIMIT:
-        return table.filter(table[column].isin(values))
-    wanted = ibis.memtable(pd.DataFrame({column: pd.Series(values, dtype="string")}))
-    return table.semi_join(wanted, column)
+    return rows_with(table, column, values)
 
 
 def _enrolled_ids(con, years: Sequence[str]) -> ibis.Table:
@@ -293,3 +284,55 @@ def cohort_from_school(
     matched.insert(0, "input", matched["student_id"])
     grade_text = f" grades {', '.join(map(str, grades))}" if grades is not None else ""
     return Cohort(source=f"school {school_id}{grade_text}", years=years, matched=matched)
+
+
+def members_by_year(
+    con,
+    years: Sequence[str],
+    *,
+    student_ids: Sequence[str] | None = None,
+    program: str | None = None,
+    school: str | None = None,
+    grades: Sequence[int] | None = None,
+) -> dict[str, set[str]]:
+    """The students a cohort definition covers in each school year: the one place that says so.
+
+    A student belongs to year Y when their school of record in Y exists (they count in Y's
+    tables) and, by the cohort's kind:
+
+    - a list of IDs: the student is on the list;
+    - a program: the student was tagged to it at some time during Y (added on or before Y's last
+      day, not dropped before its first day);
+    - a school (and grades): Y's school of record is the school (in one of the grades);
+    - nothing: every student.
+
+    Decisions, tables, extracts and the release check all use this definition, so a plan's
+    population and what is released cannot differ.
+    """
+    from workbench.measures import school_of_record
+
+    years = [str(y) for y in years]
+    if not years:
+        raise CohortError("a cohort needs at least one school year")
+    records = school_of_record(con, years)
+    if school is not None:
+        records = records.filter(records.school_id == school)
+        if grades is not None:
+            records = records.filter(records.grade.isin(list(grades)))
+    if student_ids is not None:
+        records = _rows_with(records, "student_id", list(student_ids))
+    if program is not None:
+        calendar = con.table("school_calendar")
+        bounds = calendar.filter(calendar.school_year.isin(years)).group_by("school_year").aggregate(
+            first=calendar.first_day.min(), last=calendar.last_day.max())
+        tags = con.table("program_students")
+        tags = tags.filter(tags.program_id == program).cross_join(bounds)
+        active = tags.filter(
+            (tags.added_on <= tags["last"]) & (tags.dropped_on.isnull() | (tags.dropped_on > tags["first"]))
+        ).select("student_id", "school_year").distinct()
+        records = records.semi_join(active, ["student_id", "school_year"])
+    frame = records.select("student_id", "school_year").to_pandas()
+    members: dict[str, set[str]] = {year: set() for year in years}
+    for year, ids in frame.groupby("school_year")["student_id"]:
+        members[str(year)] = set(ids)
+    return members

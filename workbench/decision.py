@@ -4,9 +4,11 @@
     decision.outcome        # approve | partial | refuse | redirect
     decision.to_json()
 
-The decision is made before any measure is computed. It names the level granted, each student's
-level when the cohort is a list of IDs, the fields withheld, every reason with the pack rule and
-the seed lines behind it, the due dates in business days and a fee estimate.
+The decision is made before any measure is computed. It names the level granted, the exact
+students of each school year with each one's level (`population`), the fields withheld, every
+reason with the pack rule and the seed lines behind it, the due dates in business days and a fee
+estimate. It is made once per request: `workbench.plan` carries it to the template, the release
+check and the manifest, and nothing downstream resolves the cohort again.
 
 A decision never releases more than was asked. "More" is the order of vocabulary.level_at_most:
 aggregate < deidentified < identified, directory < identified; the only way down a decision takes
@@ -23,7 +25,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from workbench.cohort import Cohort, CohortError, cohort_from_ids, cohort_from_program, cohort_from_school
+from workbench.cohort import (
+    Cohort,
+    CohortError,
+    cohort_from_ids,
+    cohort_from_program,
+    cohort_from_school,
+    members_by_year,
+)
 from workbench.policy import evidence
 from workbench.policy.loader import Policy
 from workbench.policy.model import Note, RoleRule, Source
@@ -87,6 +96,9 @@ class Decision:
     small_groups: dict | None
     public_data: list[dict]
     office: dict | None = None  # who answers for the district, from the pack
+    # year -> {district student ID: level} for every student the release may cover that year
+    # (excluded students are not in it). Holds IDs: never part of to_dict(); see workbench.plan.
+    population: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -120,8 +132,45 @@ class Decision:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], population: dict[str, dict[str, str]] | None = None) -> "Decision":
+        """The decision `to_dict` wrote (a plan file), with the population kept beside it."""
+
+        def reason(item: dict) -> Reason:
+            return Reason(item["rule"], item["message"], item.get("source"), item.get("effect", "info"),
+                          tuple(item.get("see_also", ())))
+
+        def day(text: str | None) -> date | None:
+            return date.fromisoformat(text) if text else None
+
+        students = data.get("students") or []
+        return cls(
+            request_id=data["request_id"], policy=data["policy"], policy_hash=data["policy_hash"],
+            as_of=date.fromisoformat(data["as_of"]), requested_level=data["requested_level"],
+            outcome=data["outcome"], level=data["level"], years=list(data["years"]),
+            measures=list(data["measures"]), breakdowns=list(data["breakdowns"]), fields=list(data["fields"]),
+            withheld_fields=list(data["withheld_fields"]), redact_as_needed=list(data["redact_as_needed"]),
+            students=[StudentDecision(s["student_id"], s["level"], [reason(r) for r in s.get("reasons", [])])
+                      for s in students if isinstance(s, dict)],
+            cohort=dict(data["cohort"]), reasons=[reason(r) for r in data["reasons"]],
+            conditions=list(data["conditions"]), redirect_to=data.get("redirect_to"),
+            due_date=day(data.get("due_date")), clarify_by=day(data.get("clarify_by")),
+            fee_estimate=data.get("fee_estimate"), small_groups=data.get("small_groups"),
+            public_data=list(data.get("public_data") or []), office=data.get("office"),
+            population={year: dict(levels) for year, levels in (population or {}).items()},
+        )
+
     def student_levels(self) -> dict[str, str]:
-        return {s.student_id: s.level for s in self.students}
+        """Each student's level, over every year of the population (and any listed student)."""
+        levels = {s.student_id: s.level for s in self.students}
+        for members in self.population.values():
+            levels.update(members)
+        return levels
+
+    def students_in(self, year: str, levels: set[str] | frozenset[str] | None = None) -> list[str]:
+        """The students the release may cover in `year` (at one of `levels`), sorted."""
+        members = self.population.get(year, {})
+        return sorted(sid for sid, level in members.items() if levels is None or level in levels)
 
     def summary(self) -> str:
         """One line without student data."""
@@ -307,16 +356,22 @@ def _choose_level(d: _Decider, eff: _Effective) -> str | None:
 
 @dataclass
 class _Students:
-    ids: list[str]  # district IDs in the cohort
+    ids: list[str]  # district IDs in the cohort, over every year
     kind: str
+    by_year: dict[str, set[str]]  # the cohort's students in each year (workbench.cohort.members_by_year)
     cohort: Cohort | None = None
 
 
 def _resolve_cohort(d: _Decider, eff: _Effective, years: list[str]) -> _Students | None:
     spec = d.request.cohort
+
+    def students(kind: str, cohort: Cohort | None = None, **definition) -> _Students:
+        by_year = members_by_year(d.con, years, **definition)
+        ids = sorted(set().union(*by_year.values()))
+        return _Students(ids, kind, by_year, cohort)
+
     if spec is None and eff.scope == "own_children":
-        ids = sorted(evidence.district_ids(d.con, d.requester.student_ids))
-        return _Students(ids, "student_ids")
+        return students("student_ids", student_ids=sorted(evidence.district_ids(d.con, d.requester.student_ids)))
     kind = spec.kind if spec is not None else "district"
     kind_rule = d.pack.cohort.kinds.get(kind)
     if kind_rule is not None:
@@ -327,17 +382,19 @@ def _resolve_cohort(d: _Decider, eff: _Effective, years: list[str]) -> _Students
         if kind == "student_ids":
             cohort = cohort_from_ids(d.con, list(spec.student_ids), years, spec.id_kind)
             _note_cohort_problems(d, cohort)
-            return _Students(cohort.student_ids, kind, cohort)
+            return students(kind, cohort, student_ids=cohort.student_ids)
         if kind == "program":
-            cohort = cohort_from_program(d.con, spec.program, d.as_of, years)
-            return _Students(cohort.student_ids, kind, cohort)
+            # The students the program served in each year asked (see members_by_year).
+            cohort = cohort_from_program(d.con, spec.program, None, years)
+            return students(kind, cohort, program=spec.program)
         if kind == "school":
-            cohort = cohort_from_school(d.con, spec.school, years, list(spec.grades) if spec.grades else None)
-            return _Students(cohort.student_ids, kind, cohort)
+            grades = list(spec.grades) if spec.grades else None
+            cohort = cohort_from_school(d.con, spec.school, years, grades)
+            return students(kind, cohort, school=spec.school, grades=grades)
     except CohortError as exc:
         d.reasons.append(Reason(rule="cohort", message=str(exc), source=None, effect="refuse"))
         return None
-    return _Students(evidence.enrolled_students(d.con, years), "district")
+    return students("district")
 
 
 def _note_cohort_problems(d: _Decider, cohort: Cohort) -> None:
@@ -616,10 +673,31 @@ def _grant_aggregate(d: _Decider, students: _Students) -> _Rows:
     groups = d.pack.small_groups
     complementary = "; suppression is complementary, so no hidden cell can be worked out from totals"
     d.note("small_groups", groups.describe() + (complementary if groups.complementary else ""), groups)
-    if students.kind != "district" and groups.refuse_small_cohorts and groups.is_small(len(students.ids)):
-        d.note("small_groups", f"the cohort has {len(students.ids)} students: too small to report in aggregate",
-               groups, "refuse")
     return _Rows(decided={sid: StudentDecision(sid, "aggregate") for sid in students.ids}, level="aggregate")
+
+
+def _years_with_students(d: _Decider, students: _Students, population: dict[str, dict[str, str]],
+                         years: list[str], level: str | None) -> list[str]:
+    """The years that keep a release: a year without granted students has nothing to release,
+    and an aggregate year whose whole cohort is a small group cannot be reported at all."""
+    groups = d.pack.small_groups
+    rule = d.policy.small_group_rule()
+    kept = []
+    for year in years:
+        size = len(population.get(year, {}))
+        if size == 0:
+            d.reasons.append(Reason("cohort", f"{year}: no student of the cohort can be released in this year; "
+                                    "the year is left out", None, "limit"))
+        elif (level == "aggregate" and students.kind != "district" and groups.refuse_small_cohorts
+              and rule.is_small(size)):
+            d.note("small_groups", f"{year}: the cohort has {size} students that year, too small to report in "
+                   "aggregate; the year is left out", groups, "limit")
+        else:
+            kept.append(year)
+    if years and not kept:
+        d.note("small_groups" if level == "aggregate" else "cohort",
+               "no year of the request has students who can be released", groups, "refuse")
+    return kept
 
 
 def _grant_rows(d: _Decider, eff: _Effective, granted: str, students: _Students, years: list[str]) -> _Rows:
@@ -692,18 +770,34 @@ def decide(request: DataRequest, policy: Policy, warehouse=None, as_of: date | N
 
     refused = d.refused() or granted is None
     level = None if refused else rows.level
+    population: dict[str, dict[str, str]] = {}
+    if students is not None and not refused:
+        population = {
+            year: {sid: rows.decided[sid].level for sid in sorted(students.by_year.get(year, ()))
+                   if sid in rows.decided and rows.decided[sid].level != EXCLUDED}
+            for year in years
+        }
+        years = _years_with_students(d, students, population, years, level)
+        population = {year: population[year] for year in years}
+        refused = d.refused()
+        level = None if refused else level
+
     _conditions(d, eff, level)
     due, clarify = _due_dates(d)
 
     entries = list(rows.decided.values())
     if refused:  # a refusal releases nobody, whatever each student's own check said
         entries = [StudentDecision(e.student_id, EXCLUDED, e.reasons) for e in entries]
+        population = {}
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry.level] = counts.get(entry.level, 0) + 1
     unmatched = _unmatched_entries(students.cohort if students else None)
     cohort_kind = students.kind if students else (request.cohort.kind if request.cohort else "district")
-    cohort_summary = {"kind": cohort_kind, "size": len(entries), "by_level": counts, "unmatched": len(unmatched)}
+    cohort_summary = {"kind": cohort_kind, "size": len(entries), "by_level": counts, "unmatched": len(unmatched),
+                      "by_year": {year: len(members) for year, members in population.items()}}
+    if students is not None and students.cohort is not None:
+        cohort_summary["source"] = students.cohort.source
 
     if refused:
         outcome = "refuse"
@@ -735,4 +829,5 @@ def decide(request: DataRequest, policy: Policy, warehouse=None, as_of: date | N
         due_date=due, clarify_by=clarify, fee_estimate=fee,
         small_groups=_small_groups_dict(d),
         public_data=public,
+        population=population,
     )

@@ -1,8 +1,8 @@
 """`workbench fill`: from a request file to a checked, immutable release.
 
-    decide -> pick the template for the granted level -> run it with papermill in the guarded
-    kernel, writing into a staging folder -> release check -> manifest -> atomic publish ->
-    request register
+    plan (decide once: students per year, fields, template) -> run the template with papermill in
+    the guarded kernel, reading the plan, writing into a staging folder -> release check (the
+    plan's contract included) -> manifest -> atomic publish -> request register
 
 Anything that fails leaves no release folder behind and says which step (and for a template,
 which cell) failed. A refused or redirected request gets a decision letter instead of data.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,27 +20,29 @@ from pathlib import Path
 import nbformat
 
 from workbench import __version__
-from workbench.config import PROJECT_ROOT
-from workbench.decision import Decision, decide
+from workbench.config import TEMPLATES_DIR, releases_location
+from workbench.decision import Decision
+from workbench.errors import EnvironmentProblem, InputError
+from workbench.plan import ReleasePlan, make_plan
 from workbench.policy import Policy, load_policy
 from workbench.release.check import CheckReport, Identifiers, check_release
 from workbench.release.store import PublishedRelease, ReleaseStore
-from workbench.report.context import default_policy_name
 from workbench.report.narrative import decision_letter
 from workbench.request import DataRequest, load_request
+from workbench.settings import resolve, sources
 from workbench.warehouse import connect
-from workbench.errors import EnvironmentProblem
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-DEFAULT_RELEASES = PROJECT_ROOT / "releases"
 KERNEL_NAME = "workbench"
-RELEASES_ENV = "WORKBENCH_RELEASES"
 # Cell metadata papermill and Jupyter stamp with times; dropped so a re-run is byte-identical.
 _VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime")
 
 
 class FillError(EnvironmentProblem):
     """The request could not be filled; nothing was released."""
+
+
+class PolicyMismatch(InputError):
+    """The register decided the request under another policy than the one in force."""
 
 
 @dataclass
@@ -60,18 +63,24 @@ class FillResult:
 
 
 def releases_root() -> Path:
-    return Path(os.environ.get(RELEASES_ENV) or DEFAULT_RELEASES)
+    return releases_location()
 
 
-def template_for(request: DataRequest, decision: Decision) -> Path:
-    """The template that answers this request at the level it was granted."""
-    level = decision.level
-    if level == "aggregate":
-        name = "school_report" if request.requester.role in ("school_leader", "teacher") or (
-            request.cohort is not None and request.cohort.kind == "school") else "partner_aggregate"
-    else:
-        name = {"deidentified": "deidentified_extract", "identified": "identified_roster", "directory": "directory_list"}[level]
-    return TEMPLATES_DIR / f"{name}.ipynb"
+def _kernel_manager_with(environment: dict[str, str]):
+    """A kernel manager class that starts the guarded kernel with `environment` added.
+
+    The kernel is a child process: it gets the request's policy, level and warehouse in the
+    environment it starts with (read by the settings resolver there), so the guard enforces them
+    from the first cell. This process's own environment is left as it is.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class RequestKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), **environment}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return RequestKernelManager
 
 
 def _scrub(notebook_path: Path, request_file: Path) -> None:
@@ -90,7 +99,9 @@ def _scrub(notebook_path: Path, request_file: Path) -> None:
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.source = "\n".join(
                 f'request_file = "{request_file.name}"' if line.startswith("request_file") else
-                'output_dir = "."  # this release folder' if line.startswith("output_dir") else line
+                'output_dir = "."  # this release folder' if line.startswith("output_dir") else
+                'plan_file = None  # the release plan names students: kept by the district, not released'
+                if line.startswith("plan_file") else line
                 for line in cell.source.splitlines()
             )
     nbformat.write(notebook, notebook_path)
@@ -105,36 +116,29 @@ def _failed_cell(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _run_template(template: Path, staging: Path, request_file: Path, policy: Policy, as_of: date,
-                  level: str, warehouse: str | None) -> None:
+def _run_template(template: Path, staging: Path, request_file: Path, plan: ReleasePlan, plan_file: Path,
+                  warehouse: str) -> None:
     import papermill
 
-    env_before = {k: os.environ.get(k) for k in ("WORKBENCH_POLICY", "WORKBENCH_LEVEL", "WORKBENCH_WAREHOUSE")}
-    # The kernel reads these when it starts, so the guard is on from the first cell.
-    os.environ["WORKBENCH_POLICY"] = str(policy.path)
-    os.environ["WORKBENCH_LEVEL"] = level
-    if warehouse:
-        os.environ["WORKBENCH_WAREHOUSE"] = str(warehouse)
+    environment = {"WORKBENCH_POLICY": plan.policy_path, "WORKBENCH_LEVEL": plan.level or "aggregate",
+                   "WORKBENCH_WAREHOUSE": warehouse}
     try:
         papermill.execute_notebook(
             str(template), str(staging / "report.ipynb"),
-            parameters={"request_file": str(request_file), "policy": str(policy.path),
-                        "as_of": as_of.isoformat(), "output_dir": str(staging)},
-            kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
+            parameters={"request_file": str(request_file), "policy": plan.policy_path,
+                        "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
+                        "plan_file": str(plan_file)},
+            kernel_name=KERNEL_NAME, kernel_manager_class=_kernel_manager_with(environment),
+            cwd=str(template.parent), progress_bar=False, log_output=False,
         )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None
-    finally:
-        for key, value in env_before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     _scrub(staging / "report.ipynb", request_file)
 
 
-def _manifest(request: DataRequest, decision: Decision, policy: Policy, template: str | None, tables: dict,
+def _manifest(request: DataRequest, plan: ReleasePlan, policy: Policy, template: str | None, tables: dict,
               check: CheckReport) -> dict:
+    decision = plan.decision
     request_data = json.loads(request.model_dump_json())
     cohort = request_data.get("cohort") or {}
     if cohort.get("student_ids"):
@@ -150,9 +154,22 @@ def _manifest(request: DataRequest, decision: Decision, policy: Policy, template
         "policy": {"name": policy.name, "title": policy.title, "content_hash": policy.content_hash},
         "software": {"workbench": __version__},
         "template": template,
+        "plan": plan.summary(),
         "protection": tables,
+        "released": check.released,
         "release_check": {"passed": check.passed, "artifacts": len(check.artifacts)},
     }
+
+
+def _registered_policy(register, request_id: str) -> str | None:
+    """The policy of the request's latest decision in the register, if it has one."""
+    from workbench.register import RegisterError
+
+    try:
+        decisions = register.show(request_id)["decisions"]
+    except RegisterError:
+        return None
+    return decisions[-1]["policy"] if decisions else None
 
 
 def fill(
@@ -165,27 +182,46 @@ def fill(
     register=None,
     by: str | None = None,
 ) -> FillResult:
-    """Fill one request into a release folder (see the module docstring)."""
+    """Fill one request into a release folder (see the module docstring).
+
+    `policy` None takes the district's configured policy (workbench.settings). When the register
+    already decided the request under another policy, the fill stops unless `policy` was given
+    explicitly: a request is released under the policy it was registered under.
+    """
     request_file = Path(request_file).resolve()
     request = load_request(request_file)
-    policy = policy if isinstance(policy, Policy) else load_policy(policy or default_policy_name())
+    if isinstance(policy, Policy):
+        policy_source = "option"
+    else:
+        setting = resolve("policy", policy)
+        policy_source = setting.source
+        policy = load_policy(setting.value)
+    if register is not None and policy_source != "option":
+        registered = _registered_policy(register, request.id)
+        if registered is not None and registered != policy.name:
+            raise PolicyMismatch(
+                f"request {request.id} was decided under the {registered} policy, and the policy in force is "
+                f"{policy.name} ({policy_source}); fill it with --policy {registered}, or with --policy "
+                f"{policy.name} to decide it again under that policy")
     as_of = date.fromisoformat(str(as_of)) if as_of else date.today()
     store = store or ReleaseStore(releases_root())
-    con = connect(warehouse)
-    decision = decide(request, policy, con, as_of)
+    warehouse_location = resolve("warehouse", os.fspath(warehouse) if warehouse else None).value
+    con = connect(warehouse_location)
+    settings = sources(policy=policy.name if policy_source == "option" else None, warehouse=warehouse)
+    plan = make_plan(request, policy, con, as_of, settings=settings)
+    decision = plan.decision
     rule = policy.small_group_rule()
     tables: dict = {}
-    template_name = None
-    with store.staging(request.id) as staging:
-        if decision.outcome in ("refuse", "redirect") or decision.level is None:
+    with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
+        if plan.template is None:
             (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
             (staging / "decision.json").write_text(decision.to_json() + "\n")
             level = "aggregate"
         else:
-            template = template_for(request, decision)
-            template_name = template.name
-            level = decision.level
-            _run_template(template, staging, request_file, policy, as_of, level, warehouse)
+            template = TEMPLATES_DIR / f"{plan.template}.ipynb"
+            level = plan.level
+            plan_file = plan.save(Path(private) / "plan.json")
+            _run_template(template, staging, request_file, plan, plan_file, warehouse_location)
             protection = staging / "protection.json"
             if protection.exists():
                 tables = json.loads(protection.read_text()).get("tables", {})
@@ -195,10 +231,12 @@ def fill(
                 raise FillError(f"the audit could not prove tables {', '.join(unsafe)} safe; no release was written")
         identifiers = Identifiers.from_warehouse(con)
         aggregate_only = list(policy.pack.fields.aggregate_only.fields)
-        check = check_release(staging, level, rule, identifiers, aggregate_only_fields=aggregate_only)
+        check = check_release(staging, level, rule, identifiers, aggregate_only_fields=aggregate_only,
+                              plan=plan if plan.template else None, tables=tables, con=con)
         if not check.passed:
             raise FillError(check.summary())
-        published = store.publish(staging, request.id, _manifest(request, decision, policy, template_name, tables, check))
+        manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
+        published = store.publish(staging, request.id, manifest)
     if register is not None:
         _record(register, request, decision, published, by)
     return FillResult(request.id, decision.outcome, decision.level, published, check, tables)

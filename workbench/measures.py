@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 from ibis import _
 import pandas as pd
 from workbench.errors import InputError
+from workbench.warehouse import rows_with
 
 BREAKDOWNS = (
     "school",
@@ -108,7 +109,7 @@ def student_year_facts(con, years: Sequence[str], student_ids: Sequence[str] | N
     years = _year_list(years)
     record = school_of_record(con, years)
     if student_ids is not None:
-        record = record.filter(record.student_id.isin(list(student_ids)))
+        record = rows_with(record, "student_id", list(student_ids))
 
     attendance = con.table("attendance")
     totals = (

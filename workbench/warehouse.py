@@ -77,3 +77,19 @@ def warehouse_info(con: BaseBackend) -> dict[str, str]:
     """Generator metadata stored with the warehouse (seed, size, years)."""
     frame = con.table("warehouse_info").to_pandas()
     return dict(zip(frame["key"], frame["value"]))
+
+
+# Up to this many values are sent as an IN list; longer lists go as a small in-memory table the
+# warehouse joins against (an IN list of thousands of literals takes seconds to compile).
+_IN_LIST_LIMIT = 200
+
+
+def rows_with(table: ibis.Table, column: str, values) -> ibis.Table:
+    """Rows of `table` whose `column` is one of `values`, in one query whatever their number."""
+    values = list(values)
+    if len(values) <= _IN_LIST_LIMIT:
+        return table.filter(table[column].isin(values))
+    import pandas as pd
+
+    wanted = ibis.memtable(pd.DataFrame({column: pd.Series(values, dtype="string")}))
+    return table.semi_join(wanted, column)

@@ -97,6 +97,9 @@ def render_decision(decision, show_students: bool = False) -> str:
         unmatched = decision.cohort.get("unmatched", 0)
         extra = f"; {unmatched} IDs not usable" if unmatched else ""
         out.append(f"Students ({decision.cohort.get('kind')}): {decision.cohort.get('size', 0)} - {by_level}{extra}")
+        by_year = decision.cohort.get("by_year") or {}
+        if by_year:
+            out.append("Released per school year: " + ", ".join(f"{year}: {n}" for year, n in by_year.items()))
         if decision.students and not show_students:
             out.append("  (list each student's level with --show-students or --json)")
     if show_students:

@@ -11,10 +11,7 @@ from workbench.disclosure.table import CellSpace
 def primary_cells(space: CellSpace, rule: SmallGroupRule) -> tuple[np.ndarray, dict[int, str]]:
     """Mask of primary logical cells and, for each, why (the group-size, zero or numerator rule)."""
     values = space.values
-    if rule.comparison == "<":
-        small = (values > 0) & (values < rule.threshold)
-    else:
-        small = (values > 0) & (values <= rule.threshold)
+    small = rule.small_mask(values) & (values > 0)
     zero = (values == 0) & rule.suppress_zeros
     numerator = np.zeros_like(small)
     if space.outcomes is not None and rule.numerator_threshold is not None:

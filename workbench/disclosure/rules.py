@@ -66,14 +66,26 @@ class SmallGroupRule:
             raise ValueError("protection_width must be at least 1")
 
     def is_small(self, n: int) -> bool:
-        """A positive group of size n is too small to publish (zeros are governed by suppress_zeros)."""
-        return n < self.threshold if self.comparison == "<" else n <= self.threshold
+        """Whether a group of n students may not be published: the one test every part of the
+        workbench uses (protection, percentages, the guard, the release check, decisions).
 
-    def is_primary_size(self, n: int) -> bool:
-        """Whether a count of n is itself primary under the size and zero rules."""
+        A positive n is small by the threshold and its comparison; a zero is small only when the
+        pack suppresses zeros (an empty group describes no student).
+        """
         if n == 0:
             return self.suppress_zeros
-        return self.is_small(n)
+        return n < self.threshold if self.comparison == "<" else n <= self.threshold
+
+    def small_mask(self, values):
+        """`is_small` over a numpy array of counts."""
+        import numpy as np
+
+        values = np.asarray(values)
+        below = values < self.threshold if self.comparison == "<" else values <= self.threshold
+        return np.where(values == 0, self.suppress_zeros, below)
+
+    # The name the guard and older code use for the same test.
+    is_primary_size = is_small
 
     def is_small_outcome(self, outcome: int, group: int) -> bool:
         """Few students with, or few without, the outcome (the numerator rule)."""

@@ -1,9 +1,10 @@
 """Which policy and data level the guard enforces, and where that choice comes from.
 
 Resolution, for each of policy and level: the value passed to `activate` (or ``%workbench``),
-else the value already active in this process, else the environment variable
-(`WORKBENCH_POLICY`, `WORKBENCH_LEVEL`: how papermill runs and Voila pass a request's settings to
-a kernel), else the strict default: the baseline ``nces`` pack at the ``aggregate`` level.
+else the value already active in this process, else the project's settings resolver
+(`workbench.settings`: the environment, `WORKBENCH_POLICY` / `WORKBENCH_LEVEL`, which is how a
+fill passes a request's settings to its kernel; then `workbench.toml` in the notebook's folder or
+a folder above; then the strict default, the baseline ``nces`` pack at the ``aggregate`` level).
 
 No IPython here: the pandas patches and plain Python scripts use the same settings.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from workbench.guard.masking import describe_rule
 from workbench.policy.vocabulary import LEVELS
+from workbench.settings import resolve
 
 POLICY_ENV = "WORKBENCH_POLICY"
 LEVEL_ENV = "WORKBENCH_LEVEL"
@@ -36,6 +38,9 @@ class GuardSettings:
     policy_title: str | None = None
     problem: str | None = None
     policy: Any = field(default=None, repr=False, compare=False)  # the loaded Policy
+    # Where the policy and the level came from ("activate", "environment WORKBENCH_POLICY",
+    # "workbench.toml (path)", "default").
+    sources: dict = field(default_factory=dict, compare=False)
 
     @property
     def rule_text(self) -> str:
@@ -46,8 +51,11 @@ class GuardSettings:
             return f"workbench guard: BLOCKING all tables ({self.problem}); level {self.level}"
         digest = f" [{self.policy_hash[:12]}]" if self.policy_hash else ""
         fields = ", ".join(self.aggregate_only) or "none"
+        where = ""
+        if self.sources:
+            where = " (" + "; ".join(f"{name} from {source}" for name, source in self.sources.items()) + ")"
         return (
-            f"workbench guard: policy {self.policy_name}{digest}, level {self.level}; "
+            f"workbench guard: policy {self.policy_name}{digest}, level {self.level}{where}; "
             f"masks {self.rule_text}; aggregate-only fields: {fields}"
         )
 
@@ -64,7 +72,7 @@ def aggregate_only_fields(policy: Any) -> tuple[str, ...]:
     return tuple(policy.pack.fields.aggregate_only.fields)
 
 
-def settings_for(policy: Any, level: str) -> GuardSettings:
+def settings_for(policy: Any, level: str, sources: dict | None = None) -> GuardSettings:
     """Settings for a policy (a name, a path, or a loaded `workbench.policy.Policy`) and a level.
 
     Raises `workbench.policy.PolicyError` or ValueError when either is not valid.
@@ -81,21 +89,29 @@ def settings_for(policy: Any, level: str) -> GuardSettings:
         policy_hash=getattr(loaded, "content_hash", None) or None,
         policy_title=getattr(loaded, "title", None),
         policy=loaded,
+        sources=dict(sources or {}),
     )
 
 
-def settings_from_environment() -> GuardSettings:
-    """Settings from `WORKBENCH_POLICY` / `WORKBENCH_LEVEL`, or blocking settings if they are bad.
+def settings_from_configuration() -> GuardSettings:
+    """Settings from the project's resolver (environment, workbench.toml, default), or blocking
+    settings if they are bad.
 
     A kernel started for a request must not fall back to showing tables unguarded because a
     variable was misspelled, so a bad value yields settings that block every table, and says why.
     """
-    policy = os.environ.get(POLICY_ENV) or DEFAULT_POLICY
-    level = os.environ.get(LEVEL_ENV) or DEFAULT_LEVEL
+    policy, level = DEFAULT_POLICY, DEFAULT_LEVEL
     try:
-        return settings_for(policy, level)
+        policy_setting, level_setting = resolve("policy"), resolve("level")
+        policy, level = policy_setting.value, level_setting.value
+        sources = {"policy": policy_setting.where(), "level": level_setting.where()}
+        return settings_for(policy, level, sources)
     except Exception as exc:  # noqa: BLE001 - any failure must block, whatever its type
         return blocking_settings(policy, level, f"{type(exc).__name__}: {exc}")
+
+
+# The name earlier versions used; the environment is one of the sources now.
+settings_from_environment = settings_from_configuration
 
 
 def blocking_settings(policy: str, level: str, problem: str) -> GuardSettings:
@@ -110,7 +126,7 @@ def current_settings() -> GuardSettings:
     """The settings in force, resolved from the environment on first use."""
     global _active
     if _active is None:
-        _active = settings_from_environment()
+        _active = settings_from_configuration()
     return _active
 
 
@@ -121,9 +137,14 @@ def activate(policy: Any = None, level: str | None = None) -> GuardSettings:
     """
     global _active
     now = current_settings()
+    sources = dict(now.sources)
     if policy is None:
-        policy = now.policy if now.problem is None else (os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
-    _active = settings_for(policy, level if level is not None else now.level)
+        policy = now.policy if now.problem is None else resolve("policy").value
+    else:
+        sources["policy"] = "activate"
+    if level is not None:
+        sources["level"] = "activate"
+    _active = settings_for(policy, level if level is not None else now.level, sources)
     return _active
 
 

@@ -236,12 +236,6 @@ class SmallGroups(_Cited):
                 raise ValueError(f"percent tiers overlap at group size {upper.min_size}")
         return tuple(ordered)
 
-    def is_small(self, n: int) -> bool:
-        """Whether a group of n students is too small to report (zero groups by suppress_zeros)."""
-        if n == 0:
-            return self.suppress_zeros
-        return n < self.threshold if self.comparison == "<" else n <= self.threshold
-
     def describe(self) -> str:
         words = "fewer than" if self.comparison == "<" else "at most"
         return f"groups of {words} {self.threshold} students are suppressed"

@@ -8,7 +8,13 @@ text chunks, JSON, Markdown and HTML. The check refuses a release that contains
   release's level forbids it;
 - an aggregate-only field (such as free/reduced lunch status) in a student-level artifact;
 - an unsuppressed small count in a table: a published value under the policy's small-group rule
-  in a column that holds counts of students.
+  in a column that holds counts of students;
+- anything outside the release plan (the contract of `workbench.plan`): a student-level file with
+  more rows in a year than the plan grants, an identified row or a listed name of a student the
+  plan does not grant at that level, a column of a field not granted, a school year not granted,
+  a table whose published total differs from the plan's population for its year, or a measure or
+  breakdown not granted. What was released (rows per file and year, each table's total) is
+  returned in `CheckReport.released` for the manifest.
 
 Findings never quote the identifying value itself, only where it was found and what kind it is.
 """
@@ -83,6 +89,7 @@ class CheckReport:
     level: str
     artifacts: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    released: dict[str, dict] = field(default_factory=dict)  # file or table -> what it holds (counts)
 
     @property
     def passed(self) -> bool:
@@ -268,8 +275,7 @@ def _small_count_findings(table: _Table, artifact: str, rule: SmallGroupRule) ->
             if status_col is not None and status_col < len(row) and row[status_col] not in ("", "published"):
                 continue
             value = int(float(cell))
-            small = rule.is_small(value) if value > 0 else rule.suppress_zeros
-            if small:
+            if rule.is_small(value):
                 yield Finding(artifact, f"{table.location} row {row_number}", "small_count",
                               f"column '{title}' shows a group under the small-group rule")
 
@@ -289,11 +295,18 @@ def check_release(
     identifiers: Identifiers | None = None,
     aggregate_only_fields: Iterable[str] = (),
     student_level_artifacts: Callable[[str], bool] | None = None,
+    *,
+    plan=None,
+    tables: dict[str, dict] | None = None,
+    con=None,
 ) -> CheckReport:
     """Scan every artifact under `folder`; the report lists every finding.
 
     Without `identifiers` (no warehouse at hand), any 7-digit or 10-digit number counts as a
-    possible student ID, and names and dates of birth cannot be checked.
+    possible student ID, and names and dates of birth cannot be checked. With a `plan`
+    (workbench.plan.ReleasePlan) the files are held to it as well: `tables` are the protection
+    summaries the template recorded (name -> year, dims, measures), `con` the warehouse, to look
+    up the names of the students the plan grants.
     """
     student_level_artifacts = student_level_artifacts or _is_student_level_file
     if level not in ALLOWED_IDENTIFIERS:
@@ -316,6 +329,12 @@ def check_release(
                                                    f"per-student column(s) {', '.join(bad)} may only be released in aggregate"))
             else:
                 report.findings.extend(_small_count_findings(part, name, rule))
+    if plan is not None:
+        from workbench.release.contract import contract_findings
+
+        findings, released = contract_findings(folder, plan, tables or {}, con, student_level_artifacts)
+        report.findings.extend(findings)
+        report.released = released
     # The same value can be found by several parsers of one artifact; report it once.
     unique = list(dict.fromkeys(report.findings))
     report.findings = unique

@@ -247,7 +247,7 @@ def build_table(
     rule = ctx.rule
     schools = ctx.con.table("schools").select("school_id", "name").to_pandas()
     school_names = dict(zip(schools["school_id"], schools["name"]))
-    student_ids = ctx.student_ids
+    student_ids = ctx.population(year)
 
     enrolled = compute(ctx.con, "enrolled", [year], breakdowns, student_ids)
     enrolled = enrolled.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})

@@ -1,9 +1,11 @@
-"""Everything a template needs about one request: the decision, the policy, the cohort.
+"""Everything a template needs about one request: the plan, the policy, the warehouse.
 
 A template's first code cell is `ctx = RequestContext.open(request_file, policy, as_of,
-output_dir)`. Opening decides the request again (agreements are judged on the as-of date) and
-resolves the cohort to the students the decision lets the release cover. Nothing in here shows
-student data; templates call the table and extract builders, which protect before they return.
+output_dir, plan_file=plan_file)`. Under `workbench fill` the plan file is the release plan the
+fill decided (workbench.plan): the context reads it and never decides or resolves a cohort
+itself. Opened without one (a preview in JupyterLab, or the notebook tests), it makes the plan
+once, the same way a fill does. Nothing in here shows student data; templates call the table and
+extract builders, which protect before they return.
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.cohort import Cohort, cohort_from_ids, cohort_from_program, cohort_from_school
-from workbench.config import read_config
-from workbench.decision import Decision, decide
+from workbench.decision import Decision
 from workbench.disclosure.rules import SmallGroupRule
+from workbench.errors import InputError
+from workbench.plan import PlanError, ReleasePlan, make_plan
 from workbench.policy import Policy, load_policy
 from workbench.request import DataRequest, load_request
+from workbench.settings import resolve, sources
 from workbench.warehouse import connect
-
-DEFAULT_POLICY = "nces"
-POLICY_ENV = "WORKBENCH_POLICY"
 
 
 def default_policy_name() -> str:
-    """The district's pack: WORKBENCH_POLICY, else `policy` in workbench.toml, else the baseline."""
-    return os.environ.get(POLICY_ENV) or str(read_config().get("policy") or DEFAULT_POLICY)
+    """The district's pack, from the settings (option, environment, workbench.toml, baseline)."""
+    return resolve("policy").value
 
 
 @dataclass
@@ -46,33 +46,45 @@ class Artifacts:
 class RequestContext:
     request: DataRequest
     policy: Policy
-    decision: Decision
+    plan: ReleasePlan
     con: object
     as_of: date
     output_dir: Path
-    cohort: Cohort | None  # None: the whole district
     artifacts: Artifacts = field(default_factory=Artifacts)
 
     @classmethod
     def open(
         cls,
-        request_file: str | os.PathLike,
+        request_file: str | os.PathLike | None = None,
         policy: str | Policy | None = None,
         as_of: str | date | None = None,
         output_dir: str | os.PathLike | None = None,
         warehouse=None,
+        plan_file: str | os.PathLike | None = None,
     ) -> "RequestContext":
-        request = load_request(request_file)
-        policy = policy if isinstance(policy, Policy) else load_policy(policy or default_policy_name())
-        as_of = date.fromisoformat(str(as_of)) if as_of else date.today()
         con = warehouse if warehouse is not None and hasattr(warehouse, "table") else connect(warehouse)
-        decision = decide(request, policy, con, as_of)
+        if plan_file:
+            plan = ReleasePlan.load(plan_file)
+            if request_file is not None and load_request(request_file).id != plan.request.id:
+                raise PlanError(f"plan {plan_file} is for request {plan.request.id}, not {request_file}")
+            loaded = plan.policy()
+            request = plan.request
+        else:
+            request = load_request(request_file)
+            if isinstance(policy, Policy):
+                loaded = policy
+            else:
+                loaded = load_policy(resolve("policy", policy).value)
+            day = date.fromisoformat(str(as_of)) if as_of else date.today()
+            plan = make_plan(request, loaded, con, day, settings=sources(policy=None if isinstance(policy, Policy) else policy))
         # Without an output folder (a preview, or nbval) artifacts go to a scratch folder.
         output = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="workbench-preview-"))
         output.mkdir(parents=True, exist_ok=True)
-        context = cls(request, policy, decision, con, as_of, output, cohort=None)
-        context.cohort = context._resolve_cohort()
-        return context
+        return cls(request, loaded, plan, con, plan.decision.as_of, output)
+
+    @property
+    def decision(self) -> Decision:
+        return self.plan.decision
 
     @property
     def rule(self) -> SmallGroupRule:
@@ -80,10 +92,12 @@ class RequestContext:
 
     @property
     def years(self) -> list[str]:
-        return list(self.decision.years or self.request.years)
+        return self.plan.years
 
     @property
     def latest_year(self) -> str:
+        if not self.years:
+            raise InputError(f"request {self.request.id} has no school year to release")
         return max(self.years)
 
     @property
@@ -92,47 +106,41 @@ class RequestContext:
 
     @property
     def releasable(self) -> bool:
-        return self.decision.outcome in ("approve", "partial") and self.decision.level is not None
+        return self.plan.releasable
+
+    def population(self, year: str) -> list[str]:
+        """The exact students a table or file for `year` covers: the plan's, never re-resolved."""
+        return self.plan.students(year)
+
+    def students_at(self, level: str, year: str | None = None) -> list[str]:
+        """Students whose own decision is exactly `level` in `year` (default: the latest year)."""
+        return self.plan.students(year or self.latest_year, {level})
+
+    def row_students(self, year: str) -> list[str]:
+        """Students whose rows a student-level file for `year` may hold at the granted level."""
+        return self.plan.row_students(year)
 
     @property
-    def student_ids(self) -> list[str] | None:
-        """Students the release covers (None: the whole district)."""
-        if self.cohort is None:
-            return None
-        levels = self.decision.student_levels()
-        if self.level in ("identified", "deidentified", "directory") and levels:
-            allowed = {"identified": {"identified"}, "deidentified": {"identified", "deidentified"},
-                       "directory": {"identified", "directory"}}[self.level]
-            return [sid for sid in self.cohort.student_ids if levels.get(sid) in allowed]
-        return self.cohort.student_ids
-
-    def students_at(self, level: str) -> list[str]:
-        """Cohort students whose own decision is exactly `level` (rosters mix levels)."""
-        levels = self.decision.student_levels()
-        return [sid for sid in (self.cohort.student_ids if self.cohort else []) if levels.get(sid) == level]
-
-    def _resolve_cohort(self) -> Cohort | None:
-        spec = self.request.cohort
-        if spec is None:
-            return None
-        if spec.kind == "student_ids":
-            return cohort_from_ids(self.con, list(spec.student_ids), self.years, spec.id_kind)
-        if spec.kind == "program":
-            return cohort_from_program(self.con, spec.program, None, self.years)
-        grades = list(spec.grades) if spec.grades is not None else None
-        return cohort_from_school(self.con, spec.school, self.years, grades)
+    def student_ids(self) -> list[str]:
+        """Every student the release covers, over all its years."""
+        return self.plan.all_students()
 
     def describe_cohort(self) -> str:
-        """A sentence for the report about who is counted (no IDs)."""
-        if self.cohort is None:
-            return "every student enrolled in the district"
-        return f"{self.cohort.size:,} students ({self.cohort.source})"
+        """A sentence for the report about who is counted (no IDs): the plan's numbers."""
+        cohort = self.decision.cohort
+        source = cohort.get("source") or ("every student enrolled in the district"
+                                          if cohort.get("kind") == "district" else "the students asked for")
+        per_year = "; ".join(f"{year}: {len(self.population(year)):,}" for year in self.years)
+        return f"{source}; students covered by school year: {per_year or 'none'}"
 
     # -- what a template publishes into the release folder ----------------------------------
     def publish_table(self, table):
         """Write a protected table (CSV, XLSX) into tables/ and return it for display."""
         files = table.save(self.output_dir / "tables", when=self.as_of)
-        self.artifacts.tables[table.name] = {"title": table.title, "year": table.year, **table.protection}
+        self.artifacts.tables[table.name] = {
+            "title": table.title, "year": table.year, "dims": list(table.dims),
+            "measures": sorted({column.measure for column in table.columns}), **table.protection,
+        }
         self.artifacts.files += [str(p.relative_to(self.output_dir)) for p in files]
         return table
 

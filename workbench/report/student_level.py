@@ -159,7 +159,7 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
     identifiers = set(pack.fields.direct_identifiers.fields) | {"student_id", "state_id", "name", "date_of_birth"}
     aggregate_only = set(pack.fields.aggregate_only.fields)
     fields = [f for f in ctx.decision.fields if f not in identifiers and f not in aggregate_only]
-    ids = ctx.student_ids or []
+    ids = ctx.row_students(year)
     rows = student_rows(ctx.con, ids, fields, year)
     quasi = [c for f in pack.fields.quasi_identifiers.fields for c in FIELD_COLUMNS.get(f, []) if c in rows.columns]
     rows_for_extract = rows.copy()
@@ -184,7 +184,7 @@ def identified_roster(ctx, year: str | None = None) -> StudentFile:
     year = year or ctx.latest_year
     aggregate_only = set(ctx.policy.pack.fields.aggregate_only.fields)
     fields = [f for f in ctx.decision.fields if f not in aggregate_only]
-    ids = ctx.students_at("identified")
+    ids = ctx.students_at("identified", year)
     rows = student_rows(ctx.con, ids, fields, year) if ids else pd.DataFrame(columns=["student_id"])
     notes = [f"{len(rows)} students with a current consent the policy accepts; others are not listed."]
     withheld = sorted(set(ctx.request.fields) - set(fields))
@@ -200,7 +200,7 @@ def directory_list(ctx, year: str | None = None) -> StudentFile:
     fields = [f for f in ctx.decision.fields if f in set(directory.fields)]
     if not fields:
         raise StudentLevelError(f"{ctx.policy.name} designates no directory information that this request may receive")
-    ids = ctx.student_ids or []
+    ids = ctx.row_students(year)
     rows = student_rows(ctx.con, ids, fields, year)
     notes = []
     if directory.honor_opt_outs:

@@ -1,0 +1,111 @@
+"""One settings resolver: option > environment > workbench.toml > default, with the source of each.
+
+The kernel test shows the point of it: a guarded kernel started in a folder whose workbench.toml
+names a pack enforces that pack, with no environment variable set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from workbench import settings
+from workbench.errors import InputError
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    for name in ("WORKBENCH_POLICY", "WORKBENCH_WAREHOUSE", "WORKBENCH_REGISTER", "WORKBENCH_RELEASES",
+                 "WORKBENCH_LEVEL", "WORKBENCH_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "workbench.toml").write_text('policy = "dmps"\nwarehouse = "data/district.duckdb"\n'
+                                             'releases = "/srv/releases"\n')
+    (tmp_path / "notebooks" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "notebooks" / "deep")
+    return tmp_path
+
+
+def test_the_settings_file_is_found_above_the_working_folder(project):
+    policy = settings.resolve("policy")
+    assert (policy.value, policy.source, policy.file) == ("dmps", "workbench.toml", project / "workbench.toml")
+    assert settings.resolve("warehouse").value == str(project / "data" / "district.duckdb")
+    assert settings.resolve("releases").value == "/srv/releases"
+    assert settings.project_root() == project
+
+
+def test_option_beats_environment_beats_file_beats_default(project, monkeypatch):
+    assert settings.resolve("register").source == "default"
+    assert settings.resolve("register").value == f"sqlite:///{project}/var/register.sqlite"
+    monkeypatch.setenv("WORKBENCH_POLICY", "mps")
+    assert (settings.resolve("policy").value, settings.resolve("policy").source) == ("mps", "environment WORKBENCH_POLICY")
+    assert settings.resolve("policy", "bps") == settings.Setting("policy", "bps", "option")
+    assert settings.sources(policy="bps")["policy"] == "option"
+    assert settings.sources()["policy"] == "environment WORKBENCH_POLICY"
+
+
+def test_the_level_is_never_read_from_the_file(project):
+    (project / "workbench.toml").write_text('level = "identified"\n')
+    assert settings.resolve("level").value == "aggregate"
+
+
+def test_passwords_never_leave_in_a_description(project, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_WAREHOUSE", "postgresql://wb:s3cret@db.internal/district")
+    shown = settings.describe()["warehouse"]
+    assert "s3cret" not in shown["value"] and shown["source"] == "environment WORKBENCH_WAREHOUSE"
+
+
+def test_a_bad_settings_file_is_an_input_error_naming_it(project):
+    (project / "workbench.toml").write_text("policy = \n")
+    with pytest.raises(InputError, match="workbench.toml: not valid TOML"):
+        settings.resolve("policy")
+    with pytest.raises(InputError, match="unknown setting"):
+        settings.resolve("colour")
+
+
+def test_without_a_settings_file_the_checkout_is_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    monkeypatch.delenv("WORKBENCH_POLICY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert settings.config_file() is None
+    assert settings.resolve("policy") == settings.Setting("policy", "nces", "default")
+    assert settings.project_root() == settings.PACKAGE_ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pack, ten_is_shown", [("dmps", False), ("nces", True)])
+def test_a_kernel_in_a_configured_folder_enforces_that_pack(tmp_path, monkeypatch, pack, ten_is_shown):
+    """DMPS suppresses groups of 10 or fewer, the NCES baseline fewer than 10: a count of exactly 10
+    tells which pack the guard enforces. Nothing but workbench.toml names the pack."""
+    from jupyter_client.manager import start_new_kernel
+
+    from workbench.cli.kernel_commands import install_kernel
+
+    prefix = tmp_path / "prefix"
+    install_kernel(prefix=str(prefix))
+    folder = tmp_path / "project" / "notebooks"
+    folder.mkdir(parents=True)
+    (folder.parent / "workbench.toml").write_text(f'policy = "{pack}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+    manager, client = start_new_kernel(kernel_name="workbench", env=env, cwd=str(folder), startup_timeout=120)
+    try:
+        shown: list[str] = []
+
+        def keep(message):
+            if message["msg_type"] in ("execute_result", "display_data", "stream"):
+                content = message["content"]
+                shown.append(content.get("text") or content.get("data", {}).get("text/plain", ""))
+
+        client.execute_interactive(
+            "import pandas as pd\nimport workbench.guard as g\nprint(g.current_settings().status_line())\n"
+            "pd.DataFrame({'students': [10, 250]}, index=['a', 'b'])", output_hook=keep, timeout=120)
+        text = "\n".join(shown)
+        assert f"policy {pack}" in text and "workbench.toml" in text
+        row_a = re.findall(r"^a\s+(\S+)\s*$", text, re.MULTILINE)
+        assert row_a == (["10"] if ten_is_shown else ["*"])
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
