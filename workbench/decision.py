@@ -132,6 +132,12 @@ class Decision:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def to_public_dict(self) -> dict[str, Any]:
+        """The decision without student IDs: what a release (manifest, letter) may carry."""
+        out = self.to_dict()
+        out["students"] = f"{len(self.students)} students, by level: {self.cohort.get('by_level', {})}"
+        return out
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], population: dict[str, dict[str, str]] | None = None) -> "Decision":
         """The decision `to_dict` wrote (a plan file), with the population kept beside it."""

@@ -26,7 +26,7 @@ from workbench.errors import EnvironmentProblem, InputError
 from workbench.plan import ReleasePlan, make_plan
 from workbench.policy import Policy, load_policy
 from workbench.release.check import CheckReport, Identifiers, check_release
-from workbench.release.store import PublishedRelease, ReleaseStore
+from workbench.release.store import PublishedRelease, ReleaseStore, checksums, content_digest
 from workbench.report.narrative import decision_letter
 from workbench.request import DataRequest, load_request
 from workbench.settings import resolve, sources
@@ -146,8 +146,7 @@ def _manifest(request: DataRequest, plan: ReleasePlan, policy: Policy, template:
         cohort["student_ids"] = f"{len(cohort['student_ids'])} IDs"
     if request_data["requester"].get("student_ids"):
         request_data["requester"]["student_ids"] = f"{len(request_data['requester']['student_ids'])} IDs"
-    decision_data = decision.to_dict()
-    decision_data["students"] = f"{len(decision.students)} students, by level: {decision.cohort.get('by_level', {})}"
+    decision_data = decision.to_public_dict()
     return {
         "request": request_data,
         "decision": decision_data,
@@ -181,8 +180,13 @@ def fill(
     warehouse: str | None = None,
     register=None,
     by: str | None = None,
+    ledger=None,
 ) -> FillResult:
     """Fill one request into a release folder (see the module docstring).
+
+    `ledger` (workbench.ledger.Ledger) compares the plan with what its recipient already holds and
+    records the release; by default it is the ledger in the register's database when a `register`
+    is given, and none otherwise.
 
     `policy` None takes the district's configured policy (workbench.settings). When the register
     already decided the request under another policy, the fill stops unless `policy` was given
@@ -208,14 +212,21 @@ def fill(
     warehouse_location = resolve("warehouse", os.fspath(warehouse) if warehouse else None).value
     con = connect(warehouse_location)
     settings = sources(policy=policy.name if policy_source == "option" else None, warehouse=warehouse)
-    plan = make_plan(request, policy, con, as_of, settings=settings)
+    if ledger is None and register is not None:
+        from workbench.ledger import Ledger
+
+        ledger = Ledger(register.url)
+    if ledger is not None:
+        ledger.recover(store)
+    plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
     decision = plan.decision
     rule = policy.small_group_rule()
     tables: dict = {}
     with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
         if plan.template is None:
             (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
-            (staging / "decision.json").write_text(decision.to_json() + "\n")
+            public = json.dumps(decision.to_public_dict(), indent=2, ensure_ascii=False)
+            (staging / "decision.json").write_text(public + "\n")
             level = "aggregate"
         else:
             template = TEMPLATES_DIR / f"{plan.template}.ipynb"
@@ -236,7 +247,17 @@ def fill(
         if not check.passed:
             raise FillError(check.summary())
         manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
+        pending = None
+        if ledger is not None and plan.template is not None:
+            from workbench.ledger import published_groups
+
+            # Written before the folder is published and confirmed after: a crash in between
+            # leaves a pending entry that the next fill's recover() completes or removes.
+            pending = ledger.begin(plan, content_digest(checksums(staging)), published_groups(staging, tables), con,
+                                   rule)
         published = store.publish(staging, request.id, manifest)
+        if ledger is not None:
+            ledger.commit(pending)
     if register is not None:
         _record(register, request, decision, published, by)
     return FillResult(request.id, decision.outcome, decision.level, published, check, tables)

@@ -167,10 +167,18 @@ class ReleasePlan:
 
 
 def make_plan(request: DataRequest, policy: Policy, warehouse=None, as_of: date | None = None,
-              settings: dict[str, str] | None = None) -> ReleasePlan:
-    """Decide the request and fix everything its release may hold."""
-    decision = decide(request, policy, warehouse, as_of)
-    return ReleasePlan(
+              settings: dict[str, str] | None = None, ledger=None) -> ReleasePlan:
+    """Decide the request and fix everything its release may hold.
+
+    With a `ledger` (workbench.ledger.Ledger), the plan is also compared with every release its
+    recipient already holds: a school year whose groups would differ by a few students from groups
+    already released is left out (or the request refused, as the pack says), with the reason.
+    """
+    from workbench.warehouse import connect
+
+    con = warehouse if warehouse is not None and hasattr(warehouse, "table") else connect(warehouse)
+    decision = decide(request, policy, con, as_of)
+    plan = ReleasePlan(
         request=request,
         decision=decision,
         policy_name=policy.name,
@@ -179,6 +187,40 @@ def make_plan(request: DataRequest, policy: Policy, warehouse=None, as_of: date 
         template=template_name(request, decision),
         settings=dict(settings or {}),
     )
+    if ledger is not None and plan.releasable:
+        conflicts = ledger.conflicts(plan, con, policy.small_group_rule())
+        if conflicts:
+            _apply_conflicts(plan, conflicts, policy)
+    return plan
+
+
+def _apply_conflicts(plan: ReleasePlan, conflicts, policy: Policy) -> None:
+    """Leave out every school year with a differencing conflict (or refuse, if the pack says so)."""
+    from workbench.decision import Reason
+
+    decision = plan.decision
+    rule = policy.pack.small_groups
+    source = rule.source.as_dict() if rule.source is not None else None
+    refuse_all = rule.differences == "refuse"
+    for conflict in conflicts:
+        decision.reasons.append(Reason("small_groups.differences", conflict.describe(), source, "limit"))
+    affected = sorted({c.school_year for c in conflicts})
+    kept = [] if refuse_all else [y for y in decision.years if y not in affected]
+    what = "the request is refused" if refuse_all else f"left out: {', '.join(affected)}"
+    earlier = ", ".join(sorted({c.earlier_release for c in conflicts}))
+    decision.reasons.append(Reason(
+        "small_groups.differences",
+        f"comparing this release with the ones its recipient already holds ({earlier}) would single out a few "
+        f"students; {what}", source, "refuse" if not kept else "limit"))
+    decision.years = kept
+    decision.population = {year: decision.population[year] for year in kept}
+    decision.cohort["by_year"] = {year: len(decision.population[year]) for year in kept}
+    if not kept:
+        decision.outcome, decision.level = "refuse", None
+        decision.population = {}
+        plan.template = None
+    else:
+        decision.outcome = "partial"
 
 
 __all__ = ["EXCLUDED", "PlanError", "ReleasePlan", "ROW_LEVELS", "make_plan", "template_name"]

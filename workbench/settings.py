@@ -62,6 +62,8 @@ _SPECS: dict[str, _Spec] = {
     "warehouse": _Spec("WORKBENCH_WAREHOUSE", True, True, "{project}/data/generated/district.duckdb"),
     "register": _Spec("WORKBENCH_REGISTER", True, False, "sqlite:///{project}/var/register.sqlite"),
     "releases": _Spec("WORKBENCH_RELEASES", True, True, "{project}/releases"),
+    # The keys of the release ledger's student hashes (workbench.ledger): the district keeps them.
+    "ledger_keys": _Spec("WORKBENCH_LEDGER_KEYS", True, True, "{project}/var/ledger-keys.json"),
     # The data level the notebook guard enforces before a request's template names one.
     "level": _Spec("WORKBENCH_LEVEL", False, False, "aggregate"),
 }

@@ -33,3 +33,4 @@ from workbench.cli import disclosure_commands  # noqa: E402,F401
 from workbench.cli import release_commands  # noqa: E402,F401
 from workbench.cli import demo_commands  # noqa: E402,F401
 from workbench.cli import serve_commands  # noqa: E402,F401
+from workbench.cli import ledger_commands  # noqa: E402,F401

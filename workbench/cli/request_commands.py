@@ -50,15 +50,19 @@ def _load(request_file: Path, policy_name: str | None):
     return request, policy
 
 
-def _decide(request, policy, warehouse: str | None, as_of: date):
-    from workbench.decision import decide
-    from workbench.warehouse import WarehouseError, connect
+def _decide(request, policy, warehouse: str | None, as_of: date, ledger_register: str | None = None):
+    """The decision a fill would make; with `ledger_register` ("" = the configured register), after
+    comparing with the release ledger."""
+    from workbench.plan import make_plan
+    from workbench.warehouse import connect
 
-    try:
-        con = connect(warehouse)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from None
-    return decide(request, policy, con, as_of)
+    con = connect(warehouse)
+    ledger = None
+    if ledger_register is not None:
+        from workbench.ledger import Ledger
+
+        ledger = Ledger.if_present(ledger_register or None)
+    return make_plan(request, policy, con, as_of, ledger=ledger).decision
 
 
 def _source_label(source: dict | None) -> str:
@@ -133,16 +137,28 @@ def request_group() -> None:
 
 @request_group.command("check")
 @click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--policy", "policy_name", required=True, help="Policy pack name (data/policies/NAME.yaml) or path.")
+@click.option("--policy", "policy_name", default=None,
+              help="Policy pack name (data/policies/NAME.yaml) or path (default: the configured policy).")
 @click.option("--as-of", callback=_parse_as_of, default=None, help="Date to judge agreements on (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as one JSON object.")
 @click.option("--warehouse", default=None, help="Ibis URL or DuckDB path (default: configured).")
 @click.option("--show-students", is_flag=True, help="List each student's level (IDs) in the text output.")
-def check_command(request_file: Path, policy_name: str, as_of: date, as_json: bool, warehouse: str | None,
-                  show_students: bool) -> None:
-    """Decide what REQUEST_FILE may receive under a policy, and why."""
+@click.option("--register", "register_url", default=None,
+              help="Register database whose release ledger the request is compared with (default: configured).")
+@click.option("--no-ledger", is_flag=True, help="Do not compare with the releases the recipient already holds.")
+def check_command(request_file: Path, policy_name: str | None, as_of: date, as_json: bool, warehouse: str | None,
+                  show_students: bool, register_url: str | None, no_ledger: bool) -> None:
+    """Decide what REQUEST_FILE may receive under a policy, and why.
+
+    The decision is the one a fill would make: it is also compared with every release the
+    requester (or their organization, or the public) already holds, in the register's ledger.
+    """
+    from workbench.policy import load_policy
+    from workbench.settings import resolve
+
     request, policy = _load(request_file, policy_name)
-    decision = _decide(request, policy, warehouse, as_of)
+    policy = policy or load_policy(resolve("policy").value)
+    decision = _decide(request, policy, warehouse, as_of, None if no_ledger else register_url or "")
     if as_json:
         click.echo(decision.to_json())
     else:

@@ -219,6 +219,10 @@ class SmallGroups(_Cited):
     complementary: bool = True
     # A cohort that is itself a small group cannot be reported in aggregate at all.
     refuse_small_cohorts: bool = True
+    # What to do when a new aggregate release would differ from one its recipient already holds by
+    # fewer students than a publishable group (workbench.ledger): leave the school year out, or
+    # refuse the request.
+    differences: Literal["leave_out_year", "refuse"] = "leave_out_year"
 
     @field_validator("comparison", mode="before")
     @classmethod

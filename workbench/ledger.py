@@ -1,0 +1,476 @@
+"""The release ledger: what every recipient holds, so no release singles a student out by difference.
+
+Two aggregate releases whose groups differ by a few students describe those students: the total of
+16 listed students next to the total of the same 15 gives the sixteenth student's outcome. The
+ledger remembers, for every published aggregate group, who was in it, and every new plan is
+compared with the groups its recipient already holds before anything is computed.
+
+What it stores (in the request register's database, next to the register's tables):
+
+- per release: the request, the recipient (requester, organization, partner, role; public when the
+  role publishes), the policy, the content digest, and whether the release is published;
+- per release and school year, each student of the population as a keyed hash (HMAC-SHA-256 with a
+  key the district keeps, never the ID) with the labels of the groups they fall in (grade=6, ...);
+- per published group (a table cell whose count was published): its labels, its size, and a
+  bottom-k sketch of its members' hashes, indexed so that near-identical groups are found without
+  reading every release.
+
+The check: a group G of the new release and a group H the recipient holds conflict when
+0 < |G - H| + |H - G| < t, with t the pack's smallest publishable group size. Two groups that
+differ by fewer than t students share at least min(k, |G|, |H|) - (t - 1) of their k smallest
+hashes, which is what the index finds; candidates are then compared member by member. A school
+year with a conflict is left out of the new plan, with a reason naming the earlier release.
+
+Keys rotate without losing the past: the key file keeps every key by id, new releases are hashed
+with the current one, and a check hashes the new population with each key an earlier release used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from workbench.errors import EnvironmentProblem
+
+SKETCH_SIZE = 32
+HASH_CHARS = 24  # 96 bits of the HMAC: collisions are negligible at district scale
+PUBLIC_ROLES = frozenset({"public", "media", "public_records"})
+WHOLE_POPULATION = ""  # the labels of a year's Total row
+
+metadata = MetaData()
+
+releases_table = Table(
+    "ledger_releases", metadata,
+    Column("release_key", String(200), primary_key=True),
+    Column("request_id", String(100), nullable=False, index=True),
+    Column("state", String(10), nullable=False),  # pending | published
+    Column("requester", String(300)),
+    Column("organization", String(300)),
+    Column("partner_id", String(100)),
+    Column("role", String(40)),
+    Column("public", Boolean, nullable=False),
+    Column("policy", String(100)),
+    Column("content_digest", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+populations_table = Table(
+    "ledger_populations", metadata,
+    Column("population_id", Integer, primary_key=True, autoincrement=True),
+    Column("release_key", String(200), ForeignKey("ledger_releases.release_key", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("school_year", String(9), nullable=False),
+    Column("key_id", String(40), nullable=False),
+)
+members_table = Table(
+    "ledger_members", metadata,
+    Column("population_id", Integer, ForeignKey("ledger_populations.population_id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("member", String(HASH_CHARS), nullable=False),
+    Column("labels", Text, nullable=False),  # "grade=6|gender=F"
+)
+groups_table = Table(
+    "ledger_groups", metadata,
+    Column("group_id", Integer, primary_key=True, autoincrement=True),
+    Column("population_id", Integer, ForeignKey("ledger_populations.population_id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("labels", Text, nullable=False),  # the group: "grade=6" ("" = the whole population)
+    Column("size", Integer, nullable=False),
+)
+sketch_table = Table(
+    "ledger_sketch", metadata,
+    Column("group_id", Integer, ForeignKey("ledger_groups.group_id", ondelete="CASCADE"), nullable=False),
+    Column("member", String(HASH_CHARS), nullable=False),
+)
+Index("ledger_sketch_member", sketch_table.c.member)
+
+
+class LedgerError(EnvironmentProblem):
+    """The ledger or its key file cannot be used."""
+
+
+class LedgerConflict(EnvironmentProblem):
+    """A release to the same recipient was recorded while this one was being filled."""
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+class Keyring:
+    """The district's ledger keys: {"current": id, "keys": {id: hex}} in a file only its owner reads."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            self._write({"current": "k1", "keys": {"k1": secrets.token_hex(32)}})
+        try:
+            data = json.loads(self.path.read_text())
+            self.current = str(data["current"])
+            self.keys = {str(k): bytes.fromhex(v) for k, v in data["keys"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(f"ledger key file {self.path}: cannot be read ({type(exc).__name__})") from None
+        if self.current not in self.keys:
+            raise LedgerError(f"ledger key file {self.path}: the current key {self.current} is missing")
+
+    def _write(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(self.path.name + ".new")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle)
+        os.replace(scratch, self.path)
+
+    def rotate(self) -> str:
+        """Add a new current key; earlier keys stay to check against the releases hashed with them."""
+        number = 1 + max(int(k[1:]) for k in self.keys if k[1:].isdigit()) if self.keys else 1
+        new_id = f"k{number}"
+        keys = {k: v.hex() for k, v in self.keys.items()} | {new_id: secrets.token_hex(32)}
+        self._write({"current": new_id, "keys": keys})
+        self.current, self.keys = new_id, {k: bytes.fromhex(v) for k, v in keys.items()}
+        return new_id
+
+    def hasher(self, key_id: str):
+        key = self.keys.get(key_id)
+        if key is None:
+            raise LedgerError(f"ledger key {key_id} is not in {self.path}; it is needed for earlier releases")
+
+        def digest(student_id: str) -> str:
+            return hmac.new(key, student_id.encode(), hashlib.sha256).hexdigest()[:HASH_CHARS]
+
+        return digest
+
+
+# -- groups of a release ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Conflict:
+    school_year: str
+    labels: str  # the new group ("" = the year's whole population)
+    earlier_release: str  # request id of the release already held
+    earlier_labels: str
+    difference: int  # students in one group and not the other
+
+    def describe(self) -> str:
+        group = "the year's whole cohort" if not self.labels else f"the group {self.labels.replace('|', ', ')}"
+        return (f"{self.school_year}: {group} differs by {self.difference} student"
+                f"{'s' if self.difference != 1 else ''} from a group the recipient already holds "
+                f"(release {self.earlier_release})")
+
+
+def labels_text(pairs) -> str:
+    return "|".join(f"{dim}={value}" for dim, value in pairs)
+
+
+def student_labels(con, year: str, student_ids: list[str], breakdowns: list[str]) -> dict[str, dict[str, str]]:
+    """Each student's label in every breakdown (as the report's tables write them) for `year`."""
+    from workbench.measures import student_year_facts
+    from workbench.report.aggregate import COLUMN_FOR, _labels
+
+    if not student_ids:
+        return {}
+    dims = [COLUMN_FOR.get(b, b) for b in breakdowns if b != "program"]
+    facts = student_year_facts(con, [year], student_ids).to_pandas()
+    facts = facts.rename(columns={"school_id": "school"})
+    schools = con.table("schools").select("school_id", "name").to_pandas()
+    labelled = _labels(facts, dims, dict(zip(schools["school_id"], schools["name"])))
+    return {row["student_id"]: {dim: str(row[dim]) for dim in dims} for _, row in labelled.iterrows()}
+
+
+def candidate_groups(labels: dict[str, dict[str, str]], breakdowns: list[str], rule) -> dict[str, set[str]]:
+    """The groups a report of these breakdowns may publish: the whole population, each category of
+    each breakdown, and each pair of categories, keeping only groups that are not small."""
+    dims = sorted({dim for student in labels.values() for dim in student})
+    groups: dict[str, set[str]] = defaultdict(set)
+    for sid, values in labels.items():
+        groups[WHOLE_POPULATION].add(sid)
+        for i, first in enumerate(dims):
+            groups[labels_text([(first, values[first])])].add(sid)
+            for second in dims[i + 1:]:
+                groups[labels_text([(first, values[first]), (second, values[second])])].add(sid)
+    return {key: members for key, members in groups.items() if not rule.is_small(len(members))}
+
+
+def published_groups(folder: Path, tables: dict[str, dict]) -> dict[str, set[str]]:
+    """Per school year, the labels of every group whose count a release's tables publish."""
+    import csv
+    import io
+
+    found: dict[str, set[str]] = defaultdict(set)
+    for name, summary in tables.items():
+        path = folder / "tables" / f"{name}.csv"
+        dims = list(summary.get("dims") or [])
+        if not path.is_file() or not dims:
+            continue
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+        for row in rows:
+            if str(row.get("students", "")).strip().replace(",", "").isdigit():
+                found[summary["year"]].add(labels_text(sorted((d, row[d]) for d in dims if row[d] != "Total")))
+    return found
+
+
+def _sketch(hashes: set[str]) -> list[str]:
+    return sorted(hashes)[:SKETCH_SIZE]
+
+
+def _member_of(labels: str, group: str) -> bool:
+    if not group:
+        return True
+    have = set(labels.split("|")) if labels else set()
+    return set(group.split("|")) <= have
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+class Ledger:
+    def __init__(self, register_url: str | None = None, key_file: str | os.PathLike | None = None):
+        from workbench.config import register_location
+        from workbench.register import _make_engine
+        from workbench.settings import resolve
+
+        self.engine = _make_engine(register_location(register_url))
+        with self.engine.begin() as connection:
+            metadata.create_all(connection)
+        self.keyring = Keyring(key_file or resolve("ledger_keys").value)
+
+    @classmethod
+    def if_present(cls, register_url: str | None = None) -> "Ledger | None":
+        """The ledger of an existing register, or None when there is no register yet (so nothing
+        was released through it): checking a request then creates no database."""
+        from sqlalchemy.engine import make_url
+
+        from workbench.config import register_location
+
+        url = make_url(register_location(register_url))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            if not Path(url.database).is_file():
+                return None
+        return cls(register_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- who holds what ---------------------------------------------------------------------
+    @staticmethod
+    def recipient(request) -> dict:
+        r = request.requester
+        return {"requester": r.name, "organization": r.organization, "partner_id": r.partner_id,
+                "role": r.role, "public": r.role in PUBLIC_ROLES}
+
+    def _shared_with(self, recipient: dict, pending: bool = True):
+        """Earlier releases this recipient holds or could hold: their own, their organization's or
+        partner's, and every public one (a public release is compared with everything). Pending
+        entries count too: a release being published right now is held a moment later."""
+        states = ("pending", "published") if pending else ("published",)
+        published = releases_table.c.state.in_(states)
+        if recipient["public"]:
+            return published
+        same = [releases_table.c.public.is_(True), releases_table.c.requester == recipient["requester"]]
+        if recipient["organization"]:
+            same.append(releases_table.c.organization == recipient["organization"])
+        if recipient["partner_id"]:
+            same.append(releases_table.c.partner_id == recipient["partner_id"])
+        return and_(published, or_(*same))
+
+    # -- the check before a fill --------------------------------------------------------------
+    def conflicts(self, plan, con, rule) -> list[Conflict]:
+        """Groups the new plan would publish that differ by 1..t-1 students from held groups."""
+        if plan.level != "aggregate" or not plan.releasable:
+            return []
+        with self.engine.connect() as connection:
+            return self._conflicts(connection, plan, con, rule)
+
+    def _conflicts(self, connection, plan, con, rule, exclude: str | None = None) -> list[Conflict]:
+        t = rule.smallest_publishable
+        recipient = self.recipient(plan.request)
+        shared = self._shared_with(recipient)
+        if exclude is not None:
+            shared = and_(shared, releases_table.c.release_key != exclude)
+        key_ids = [row[0] for row in connection.execute(
+            select(populations_table.c.key_id).distinct().join(releases_table).where(shared))]
+        found: list[Conflict] = []
+        if not key_ids:
+            return found
+        for year in plan.years:
+            labels = student_labels(con, year, plan.students(year), list(plan.decision.breakdowns))
+            groups = candidate_groups(labels, list(plan.decision.breakdowns), rule)
+            found += self.check_groups(connection, shared, key_ids, year, groups, t)
+        return sorted(set(found), key=lambda c: (c.school_year, c.labels, c.earlier_release))
+
+    def check_groups(self, connection, shared, key_ids, year: str, groups: dict[str, set[str]], t: int) -> list[Conflict]:
+        """Conflicts of `groups` (labels -> student IDs) with the `shared` releases' groups of `year`."""
+        found: list[Conflict] = []
+        for key_id in key_ids:
+            digest = self.keyring.hasher(key_id)
+            hashed = {key: {digest(s) for s in members} for key, members in groups.items()}
+            found += self._year_conflicts(connection, shared, year, key_id, hashed, t)
+        return found
+
+    def _year_conflicts(self, connection, shared, year, key_id, hashed: dict[str, set[str]], t: int) -> list[Conflict]:
+        """One indexed query for every group's sketch, then a member-by-member look at the few
+        earlier groups that could be within t of a new one."""
+        sketches = {labels: set(_sketch(members)) for labels, members in hashed.items()}
+        wanted = sorted(set().union(*sketches.values())) if sketches else []
+        if not wanted:
+            return []
+        query = (
+            select(sketch_table.c.member, groups_table.c.group_id, groups_table.c.labels, groups_table.c.size,
+                   groups_table.c.population_id, releases_table.c.request_id)
+            .select_from(sketch_table.join(groups_table).join(populations_table).join(releases_table))
+            .where(sketch_table.c.member.in_(wanted), populations_table.c.school_year == year,
+                   populations_table.c.key_id == key_id, shared)
+        )
+        earlier_groups: dict[int, tuple[str, int, int, str]] = {}
+        sketch_hits: dict[int, set[str]] = defaultdict(set)
+        for member, group_id, labels, size, population_id, request_id in connection.execute(query):
+            earlier_groups[group_id] = (labels, size, population_id, request_id)
+            sketch_hits[group_id].add(member)
+        candidates = []
+        for labels, members in hashed.items():
+            for group_id, hits in sketch_hits.items():
+                earlier_labels, size, population_id, request_id = earlier_groups[group_id]
+                if abs(size - len(members)) >= t:
+                    continue
+                needed = min(SKETCH_SIZE, len(members), size) - (t - 1)
+                if len(hits & sketches[labels]) >= max(needed, 1):
+                    candidates.append((labels, members, earlier_labels, population_id, request_id))
+        conflicts = []
+        populations: dict[int, list[tuple[str, str]]] = {}
+        wanted_populations = sorted({c[3] for c in candidates})
+        for population_id, member, member_labels in connection.execute(
+                select(members_table.c.population_id, members_table.c.member, members_table.c.labels)
+                .where(members_table.c.population_id.in_(wanted_populations))) if wanted_populations else []:
+            populations.setdefault(population_id, []).append((member, member_labels))
+        for labels, members, earlier_labels, population_id, request_id in candidates:
+            earlier = {m for m, lab in populations.get(population_id, []) if _member_of(lab, earlier_labels)}
+            difference = len(members ^ earlier)
+            if 0 < difference < t:
+                conflicts.append(Conflict(year, labels, request_id, earlier_labels, difference))
+        return conflicts
+
+    # -- recording a release ------------------------------------------------------------------
+    def begin(self, plan, content_digest: str, published: dict[str, set[str]], con, rule=None) -> str | None:
+        """Record a release as pending before it is published (see `commit` and `recover`).
+
+        `published` maps each school year to the labels of the groups whose counts the release
+        publishes. With the policy's `rule`, the plan is checked again inside the same write
+        transaction, so two fills for one recipient running at once cannot both pass the check
+        made when they started (the later one raises LedgerConflict and writes nothing). Returns
+        the release key, or None when nothing aggregate is released.
+        """
+        if plan.level != "aggregate" or not plan.releasable:
+            return None
+        key = f"{plan.request.id}:{content_digest[:16]}"
+        key_id = self.keyring.current
+        digest = self.keyring.hasher(key_id)
+        recipient = self.recipient(plan.request)
+        with self.engine.begin() as connection:
+            exists = connection.execute(select(releases_table.c.state).where(releases_table.c.release_key == key)).first()
+            if exists is not None:
+                return key
+            if rule is not None:
+                late = self._conflicts(connection, plan, con, rule)
+                if late:
+                    raise LedgerConflict(
+                        f"{late[0].describe()}: that release was recorded while this one was being filled; "
+                        "fill the request again to decide it with it")
+            connection.execute(releases_table.insert().values(
+                release_key=key, request_id=plan.request.id, state="pending", policy=plan.policy_name,
+                content_digest=content_digest, recorded_at=datetime.now(timezone.utc), **recipient))
+            for year in plan.years:
+                groups = published.get(year, set())
+                if not groups:
+                    continue
+                labels = student_labels(con, year, plan.students(year), list(plan.decision.breakdowns))
+                population_id = connection.execute(populations_table.insert().values(
+                    release_key=key, school_year=year, key_id=key_id)).inserted_primary_key[0]
+                hashed = {sid: digest(sid) for sid in labels}
+                connection.execute(members_table.insert(), [
+                    {"population_id": population_id, "member": hashed[sid],
+                     "labels": labels_text(sorted(values.items()))} for sid, values in labels.items()])
+                for group in sorted(groups):
+                    members = {hashed[sid] for sid, values in labels.items()
+                               if _member_of(labels_text(sorted(values.items())), group)}
+                    group_id = connection.execute(groups_table.insert().values(
+                        population_id=population_id, labels=group, size=len(members))).inserted_primary_key[0]
+                    connection.execute(sketch_table.insert(), [
+                        {"group_id": group_id, "member": m} for m in _sketch(members)])
+        return key
+
+    def commit(self, release_key: str | None) -> None:
+        if release_key is None:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(update(releases_table).where(releases_table.c.release_key == release_key)
+                               .values(state="published"))
+
+    def recover(self, store) -> dict[str, int]:
+        """Finish what a crash interrupted: a pending entry whose release was published (same
+        content digest) is marked published; one whose release never appeared is removed."""
+        done = {"published": 0, "removed": 0}
+        with self.engine.begin() as connection:
+            pending = connection.execute(select(releases_table.c.release_key, releases_table.c.request_id,
+                                                releases_table.c.content_digest)
+                                         .where(releases_table.c.state == "pending")).all()
+            for key, request_id, digest in pending:
+                try:
+                    there = store.exists(request_id) and store.manifest(request_id).get("content_digest") == digest
+                except (OSError, ValueError):
+                    there = False
+                if there:
+                    connection.execute(update(releases_table).where(releases_table.c.release_key == key)
+                                       .values(state="published"))
+                    done["published"] += 1
+                else:
+                    self._remove(connection, key)
+                    done["removed"] += 1
+        return done
+
+    @staticmethod
+    def _remove(connection, key: str) -> None:
+        populations = select(populations_table.c.population_id).where(populations_table.c.release_key == key)
+        groups = select(groups_table.c.group_id).where(groups_table.c.population_id.in_(populations))
+        connection.execute(delete(sketch_table).where(sketch_table.c.group_id.in_(groups)))
+        connection.execute(delete(groups_table).where(groups_table.c.population_id.in_(populations)))
+        connection.execute(delete(members_table).where(members_table.c.population_id.in_(populations)))
+        connection.execute(delete(populations_table).where(populations_table.c.release_key == key))
+        connection.execute(delete(releases_table).where(releases_table.c.release_key == key))
+
+    # -- what a recipient holds -----------------------------------------------------------------
+    def holdings(self, requester: str | None = None, organization: str | None = None,
+                 partner_id: str | None = None) -> list[dict]:
+        recipient = {"requester": requester, "organization": organization, "partner_id": partner_id, "public": False}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(releases_table.c.request_id, releases_table.c.role, releases_table.c.public,
+                       populations_table.c.school_year, func.count(groups_table.c.group_id).label("groups"))
+                .select_from(releases_table.join(populations_table).join(groups_table))
+                .where(self._shared_with(recipient, pending=False))
+                .group_by(releases_table.c.request_id, releases_table.c.role, releases_table.c.public,
+                          populations_table.c.school_year)
+                .order_by(releases_table.c.request_id, populations_table.c.school_year)).all()
+        return [dict(row._mapping) for row in rows]
