@@ -4,12 +4,9 @@ The package notebooks import. The disclosure and policy core import nothing from
 the Jupyter layer lives in its own modules and is loaded only when a notebook asks for it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("workbench")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+source"
+# Kept equal to pyproject.toml's version by tests/test_environment.py; reading it from the
+# installed metadata instead costs a third of a second on every command.
+__version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython):

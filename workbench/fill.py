@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
@@ -78,6 +79,10 @@ def _kernel_manager_with(environment: dict[str, str]):
     class RequestKernelManager(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw):
             kw["env"] = {**(kw.get("env") or os.environ), **environment}
+            # The kernel's own log (transport warnings, the interrupt it gets when it is shut
+            # down) is not for the analyst's terminal, and a traceback there could quote data.
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            kw.setdefault("stdout", subprocess.DEVNULL)
             return await super()._async_pre_start_kernel(**kw)
 
     return RequestKernelManager

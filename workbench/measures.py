@@ -8,6 +8,8 @@ pandas. Definitions are written down in docs/measures.md.
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -247,9 +249,50 @@ def _finish(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
     return frame
 
 
+# Facts first, then tables: a report asks for many measures and breakdowns of the same students
+# and years. Each (years, students) fact table is built once per connection as a temporary table
+# in the warehouse, and every aggregation reads it; only the aggregates come back.
+_FACTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_YEARS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = None) -> ir.Table:
+    """`student_year_facts`, computed once per connection for the same years and students."""
+    ids_key = None
+    if student_ids is not None:
+        ids_key = hashlib.sha256("\n".join(sorted(student_ids)).encode()).hexdigest()
+    key = (tuple(years), ids_key)
+    try:
+        per_connection = _FACTS.setdefault(con, {})
+    except TypeError:  # a backend that cannot be weakly referenced: no cache
+        return student_year_facts(con, years, student_ids)
+    if key not in per_connection:
+        facts = student_year_facts(con, years, student_ids)
+        try:
+            facts = facts.cache()
+        except Exception:  # noqa: BLE001 - a backend without temporary tables computes each time
+            pass
+        per_connection[key] = facts
+    return per_connection[key]
+
+
+def _available_years(con) -> set[str]:
+    try:
+        cached = _YEARS.get(con)
+    except TypeError:
+        cached = None
+    if cached is None:
+        cached = set(con.table("student_years").select("school_year").distinct().to_pandas()["school_year"])
+        try:
+            _YEARS[con] = cached
+        except TypeError:
+            pass
+    return cached
+
+
 def _run(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids) -> pd.DataFrame:
     group = _group_columns(breakdowns)
-    facts = student_year_facts(con, years, student_ids)
+    facts = cached_facts(con, years, student_ids)
     if "program" in breakdowns:
         facts = _with_programs(con, facts, years)
     parts = _aggregate(facts, measure, group)
@@ -291,7 +334,7 @@ def compute(
     if measure not in MEASURES:
         raise MeasureError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
     years = _year_list(years)
-    available = set(con.table("student_years").select("school_year").distinct().to_pandas()["school_year"])
+    available = _available_years(con)
     missing = [y for y in years if y not in available]
     if missing:
         raise MeasureError(f"school year(s) not in the warehouse: {', '.join(missing)}")

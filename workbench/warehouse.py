@@ -70,7 +70,27 @@ def connect(location: str | os.PathLike | None = None, *, read_only: bool = True
     missing = sorted(set(REQUIRED_TABLES) - set(con.list_tables()))
     if missing:
         raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
+    _remember_schemas(con)
     return con
+
+
+def _remember_schemas(con: BaseBackend) -> None:
+    """Look each warehouse table's schema up once per connection (every `con.table()` otherwise
+    asks the database again, hundreds of times per report)."""
+    lookup = con.table
+    known: dict[str, object] = {}
+
+    def table(name: str, *args, **kwargs):
+        if args or kwargs or name not in REQUIRED_TABLES:
+            return lookup(name, *args, **kwargs)
+        if name not in known:
+            known[name] = lookup(name)
+        return known[name]
+
+    try:
+        con.table = table
+    except AttributeError:  # a backend class that forbids it keeps its own lookups
+        pass
 
 
 def warehouse_info(con: BaseBackend) -> dict[str, str]:

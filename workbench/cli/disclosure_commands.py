@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from workbench.cli import main
 
@@ -21,7 +20,9 @@ class InputProblem(click.ClickException):
     exit_code = 2
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path) -> "pd.DataFrame":
+    import pandas as pd
+
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
@@ -34,7 +35,7 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _write(frame: pd.DataFrame, out: Path | None) -> None:
+def _write(frame, out: Path | None) -> None:
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -103,6 +104,8 @@ def protect_command(input_csv: Path, dims: str, count_col: str, policy: str, out
 @click.option("--value", "value_col", default="value", show_default=True, help="Column with the published counts.")
 def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     """Run the attacker on a published table: each suppressed cell's interval; exit 1 on an exact disclosure."""
+    import pandas as pd
+
     from workbench.disclosure import AuditError, TableInputError, audit_published_table
 
     dim_list = _split(dims)
