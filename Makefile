@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean notebook-outputs
+.PHONY: demo test venv bench clean notebook-outputs chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,22 @@ NOTEBOOKS := templates/*.ipynb
 $(REFERENCE_DISTRICT): | $(STAMP)
 	$(BIN)/workbench data generate --out $@ --quiet
 
-test: $(STAMP) $(REFERENCE_DISTRICT)
+# The dashboard and form tests drive a real browser: Debian's chromium. Installed here when it is
+# missing and this user may run apt-get; otherwise make stops at once with the command to run.
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (Debian package) for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "The browser tests need Debian's chromium at $(CHROMIUM). Install it with:"; \
+	  echo "    sudo apt-get install chromium"; \
+	  exit 1; \
+	fi
+
+test: $(STAMP) $(REFERENCE_DISTRICT) chromium
 	$(BIN)/python -m pytest
 	$(NOTEBOOK_ENV) $(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 	# The analyst notebooks hold live forms and no stored outputs: they must run without error.

@@ -24,7 +24,7 @@ from workbench import __version__
 from workbench.config import TEMPLATES_DIR, releases_location
 from workbench.decision import Decision
 from workbench.errors import EnvironmentProblem, InputError
-from workbench.plan import ReleasePlan, make_plan
+from workbench.plan import ReleasePlan, make_plan, policy_for
 from workbench.policy import Policy, load_policy
 from workbench.release.check import CheckReport, Identifiers, check_release
 from workbench.release.store import PublishedRelease, ReleaseStore, checksums, content_digest
@@ -199,12 +199,7 @@ def fill(
     """
     request_file = Path(request_file).resolve()
     request = load_request(request_file)
-    if isinstance(policy, Policy):
-        policy_source = "option"
-    else:
-        setting = resolve("policy", policy)
-        policy_source = setting.source
-        policy = load_policy(setting.value)
+    policy, policy_source = policy_for(request, policy)
     if register is not None and policy_source != "option":
         registered = _registered_policy(register, request.id)
         if registered is not None and registered != policy.name:
@@ -216,7 +211,7 @@ def fill(
     store = store or ReleaseStore(releases_root())
     warehouse_location = resolve("warehouse", os.fspath(warehouse) if warehouse else None).value
     con = connect(warehouse_location)
-    settings = sources(policy=policy.name if policy_source == "option" else None, warehouse=warehouse)
+    settings = sources(warehouse=warehouse) | {"policy": policy_source}
     if ledger is None and register is not None:
         from workbench.ledger import Ledger
 

@@ -166,6 +166,21 @@ class ReleasePlan:
         return policy
 
 
+def policy_for(request: DataRequest, option: str | Policy | None = None) -> tuple[Policy, str]:
+    """The policy a request is decided under, and where that came from: an explicit option, else
+    the pack the request file names, else the district's configured policy."""
+    from workbench.settings import resolve
+
+    if isinstance(option, Policy):
+        return option, "option"
+    if option:
+        return load_policy(option), "option"
+    if request.policy:
+        return load_policy(request.policy), "request file"
+    setting = resolve("policy")
+    return load_policy(setting.value), setting.source
+
+
 def make_plan(request: DataRequest, policy: Policy, warehouse=None, as_of: date | None = None,
               settings: dict[str, str] | None = None, ledger=None) -> ReleasePlan:
     """Decide the request and fix everything its release may hold.

@@ -169,6 +169,9 @@ class DataRequest(_Strict):
     fields: tuple[StudentField, ...] = ()
     exception: ExceptionKind | None = None
     notes: str | None = None
+    # The policy pack the request is decided under (a name in data/policies or a path), written
+    # by the intake form; None: the district's configured policy (workbench.settings).
+    policy: str | None = None
 
     _path: Path | None = PrivateAttr(default=None)
 

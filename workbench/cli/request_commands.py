@@ -153,11 +153,10 @@ def check_command(request_file: Path, policy_name: str | None, as_of: date, as_j
     The decision is the one a fill would make: it is also compared with every release the
     requester (or their organization, or the public) already holds, in the register's ledger.
     """
-    from workbench.policy import load_policy
-    from workbench.settings import resolve
+    from workbench.plan import policy_for
 
     request, policy = _load(request_file, policy_name)
-    policy = policy or load_policy(resolve("policy").value)
+    policy = policy or policy_for(request)[0]
     decision = _decide(request, policy, warehouse, as_of, None if no_ledger else register_url or "")
     if as_json:
         click.echo(decision.to_json())

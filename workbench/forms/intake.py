@@ -300,7 +300,7 @@ class Saved:
 
 
 _KEY_ORDER = ("id", "received", "requester", "purpose", "audience", "level", "years", "cohort", "measures",
-              "breakdowns", "fields", "exception", "notes")
+              "breakdowns", "fields", "exception", "notes", "policy")
 _REQUESTER_ORDER = ("name", "organization", "email", "role", "partner_id", "nda_id", "research_approval_id",
                     "staff_school_id", "staff_id", "student_ids")
 
@@ -351,6 +351,9 @@ def save_request(
     """
     folder = Path(folder)
     data = dict(data)
+    if policy is not None:
+        # The request is decided, registered and later filled under this pack.
+        data["policy"] = policy.name
     if ids is not None:
         data["cohort"] = {"student_ids": list(ids), **({"id_kind": id_kind} if id_kind != "auto" else {})}
     checked = check_request(data)

@@ -2,7 +2,7 @@
 `workbench.forms.intake` and `workbench.forms.cohort_logic`.
 
     from workbench.forms import IntakeForm
-    IntakeForm(policy="bps")          # the last expression of a cell displays it
+    IntakeForm()                      # the district's configured policy; the last expression displays it
 
 Each change of a field re-validates the request; the decision is recomputed only when the request
 is complete and different from the one last decided, after a short pause (`debounce` seconds) so a
@@ -269,7 +269,7 @@ def _escape(text: str) -> str:
 class IntakeForm(W.VBox):
     """The request intake form with its cohort picker, and the decision beside it."""
 
-    def __init__(self, policy: str = "bps", *, warehouse=None, as_of: date | str | None = None,
+    def __init__(self, policy: str | None = None, *, warehouse=None, as_of: date | str | None = None,
                  folder: str | Path | None = None, register=None, debounce: float = 0.3, by: str | None = None) -> None:
         self.con = _connect(warehouse)
         as_of = date.fromisoformat(as_of) if isinstance(as_of, str) else (as_of or date.today())
@@ -319,6 +319,10 @@ class IntakeForm(W.VBox):
             self.field_errors[key].add_class("wb-field-error")
             self.rows[key] = W.VBox([widget, self.field_errors[key]])
 
+        if policy is None:
+            from workbench.settings import resolve
+
+            policy = resolve("policy").value
         self.policy_choice = W.Dropdown(description="Policy", options=available_policies() or [policy],
                                         value=policy, style=_DESC)
         self.as_of = W.DatePicker(description="Decide as of", value=as_of, style=_DESC)

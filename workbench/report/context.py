@@ -22,7 +22,7 @@ import pandas as pd
 from workbench.decision import Decision
 from workbench.disclosure.rules import SmallGroupRule
 from workbench.errors import InputError
-from workbench.plan import PlanError, ReleasePlan, make_plan
+from workbench.plan import PlanError, ReleasePlan, make_plan, policy_for
 from workbench.policy import Policy, load_policy
 from workbench.request import DataRequest, load_request
 from workbench.settings import resolve, sources
@@ -71,12 +71,9 @@ class RequestContext:
             request = plan.request
         else:
             request = load_request(request_file)
-            if isinstance(policy, Policy):
-                loaded = policy
-            else:
-                loaded = load_policy(resolve("policy", policy).value)
+            loaded, source = policy_for(request, policy)
             day = date.fromisoformat(str(as_of)) if as_of else date.today()
-            plan = make_plan(request, loaded, con, day, settings=sources(policy=None if isinstance(policy, Policy) else policy))
+            plan = make_plan(request, loaded, con, day, settings=sources() | {"policy": source})
         # Without an output folder (a preview, or nbval) artifacts go to a scratch folder.
         output = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="workbench-preview-"))
         output.mkdir(parents=True, exist_ok=True)
