@@ -159,9 +159,17 @@ def _client(handler) -> str:
     return handler.request.remote_ip or "unknown"
 
 
+class LimitReached(web.HTTPError):
+    """A refusal with a Retry-After (tornado clears headers before the error page, so it rides here)."""
+
+    def __init__(self, status: int, message: str, retry_after: int):
+        super().__init__(status, message)
+        self.retry_after = retry_after
+
+
 def _too_many_attempts(handler) -> web.HTTPError:
-    handler.set_header("Retry-After", str(STATE.sign_in.retry_after(_client(handler))))
-    return web.HTTPError(429, "Too many sign-in attempts from your address; wait a minute and try again")
+    return LimitReached(429, "Too many sign-in attempts from your address; wait a minute and try again",
+                        STATE.sign_in.retry_after(_client(handler)))
 
 
 class ViewerIdentityProvider(IdentityProvider):
@@ -364,7 +372,7 @@ class GuardedKernelWebsocket(VoilaKernelWebsocketHandler):
         if user is not None:
             held = sum(1 for s in STATE.sockets if s.viewer == user.username)
             if held >= STATE.limits.sockets_per_viewer:
-                raise web.HTTPError(429, "Too many open report pages")
+                raise LimitReached(429, "Too many open report pages", 60)
         return await super().get(kernel_id)
 
     async def open(self, kernel_id):
@@ -524,10 +532,9 @@ class DashboardHandler(TornadoVoilaHandler):
             raise web.HTTPError(404, "No such report")
         admission = STATE.ledger.admit(viewer)
         if admission.refused == "viewer":
-            raise web.HTTPError(429, "Your other report pages are still opening; try again in a moment")
+            raise LimitReached(429, "Your other report pages are still opening; try again in a moment", 5)
         if admission.refused == "server":
-            self.set_header("Retry-After", "60")
-            raise web.HTTPError(503, "The reports are busy; try again in a minute")
+            raise LimitReached(503, "The reports are busy; try again in a minute", 60)
         try:
             for kernel_id in admission.evict:
                 await end_kernel(kernel_id, f"{viewer} opened more than {STATE.limits.kernels_per_viewer} pages")
@@ -564,12 +571,24 @@ class DownloadHandler(JupyterHandler):
         self.finish(data)
 
 
-def _json_errors(handler_class):
-    """An API handler whose errors carry a status and nothing else (never a traceback)."""
+def _plain_errors(handler_class):
+    """The handler, with error replies that carry a status, a message we wrote and nothing else.
+
+    API errors are JSON without the traceback jupyter_server adds for unexpected exceptions; page
+    errors use the offline templates; a LimitReached adds its Retry-After.
+    """
+    if not isinstance(handler_class, type) or not issubclass(handler_class, web.RequestHandler):
+        return handler_class
 
     def write_error(self, status_code, **kwargs):
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": f"{status_code}", "reason": None}))
+        error = (kwargs.get("exc_info") or (None, None, None))[1]
+        if isinstance(error, LimitReached):
+            self.set_header("Retry-After", str(error.retry_after))
+        if issubclass(handler_class, APIHandler):
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": str(status_code), "reason": None}))
+            return None
+        return handler_class.write_error(self, status_code, **kwargs)
 
     return type(handler_class.__name__, (handler_class,), {"write_error": write_error})
 
@@ -604,21 +623,22 @@ class DashboardApp(Voila):
         base = self.server_url.rstrip("/")
         download = (base + r"/workbench/download/([A-Za-z0-9_.-]+)/(tables/[^/]+)", DownloadHandler)
         if not STATE.live:
-            return [download, *self.identity_provider.get_handlers(), (base + r"/(.*)", StaticDashboardHandler)]
-        handlers = []
-        for rule in super().init_handlers():
-            pattern, handler_class, *rest = rule
-            if handler_class is RequestInfoSocketHandler:
-                pattern = pattern.replace("/voila/query/", "/voila/query/(?P<key>[A-Za-z0-9_-]+)/")
-                handler_class = ClaimingRequestInfo
-            handler_class = REPLACEMENTS.get(handler_class, handler_class)
-            if issubclass(handler_class, APIHandler):
-                handler_class = _json_errors(handler_class)
-            handlers.append((pattern, handler_class, *rest))
-        return [download, *handlers]
+            rules = [download, *self.identity_provider.get_handlers(), (base + r"/(.*)", StaticDashboardHandler)]
+        else:
+            rules = [download]
+            for rule in super().init_handlers():
+                pattern, handler_class, *rest = rule
+                if handler_class is RequestInfoSocketHandler:
+                    pattern = pattern.replace("/voila/query/", "/voila/query/(?P<key>[A-Za-z0-9_-]+)/")
+                    handler_class = ClaimingRequestInfo
+                rules.append((pattern, REPLACEMENTS.get(handler_class, handler_class), *rest))
+        return [(pattern, _plain_errors(handler_class), *rest) for pattern, handler_class, *rest in rules]
 
     def start(self):
-        install_log_scrubbing(self.log)
+        # Module-level messages (revocations, lifetimes, sign-in refusals) go where the app's go.
+        log.handlers, log.propagate = list(self.log.handlers), False
+        log.setLevel(logging.INFO)
+        install_log_scrubbing(self.log, log)
         PeriodicCallback(enforce, ENFORCE_EVERY_MS).start()
         super().start()
 
