@@ -79,6 +79,9 @@ class ServerState:
     """What the running server keeps about viewers: kernels, open channels, sign-in failures."""
 
     def __init__(self, limits: DashboardLimits = DashboardLimits(), live: bool = False):
+        self.configure(limits, live)
+
+    def configure(self, limits: DashboardLimits, live: bool) -> None:
         self.limits, self.live = limits, live
         self.ledger = KernelLedger(limits)
         self.sign_in = SignInLimiter(limits.sign_in_failures, limits.sign_in_window)
@@ -705,7 +708,7 @@ def main(argv: list[str] | None = None) -> None:
     limits = dataclasses.replace(defaults, kernels_per_viewer=args.kernels_per_viewer, kernels_total=args.max_kernels,
                                  kernel_lifetime=args.kernel_lifetime, sign_in_failures=args.sign_in_failures,
                                  sign_in_window=args.sign_in_window)
-    STATE.__init__(limits, live=args.live)
+    STATE.configure(limits, live=args.live)
     # The server and every kernel it starts keep allow-listed settings only.
     kept = access.kernel_environment(os.environ)
     for name in [n for n in os.environ if n not in kept]:
