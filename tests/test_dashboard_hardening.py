@@ -324,9 +324,10 @@ def test_crafted_widget_messages_send_no_traceback_or_stderr_to_the_page(live):
 
 def test_thirty_tabs_of_one_viewer_hold_at_most_two_kernels(live):
     viewer = Viewer(live, P04)
-    with ThreadPoolExecutor(max_workers=10) as pool:  # ten tabs opened at once
-        statuses = list(pool.map(lambda _: viewer.get("/")[0], range(10)))
-    assert statuses.count(200) >= 1 and set(statuses) <= {200, 429}, statuses
+    with ThreadPoolExecutor(max_workers=30) as pool:  # thirty tabs opened at once
+        statuses = list(pool.map(lambda _: viewer.get("/")[0], range(30)))
+    assert 1 <= statuses.count(200) <= 4 and set(statuses) <= {200, 429}, statuses
+    assert len(live.kernels()) <= 3
     kernel_ids = [viewer.open_page() for _ in range(3)]  # then three more, one after the other
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and kernel_alive(live, kernel_ids[0]):
