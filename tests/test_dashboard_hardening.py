@@ -556,6 +556,13 @@ def test_token_guessing_is_rate_limited(strict):
     assert_offline(body)
     status, _, _ = strict.request("GET", "/", {"Authorization": f"token {P04}"})
     assert status == 429
+    _, headers, form = strict.request("GET", "/login")  # the login form, with its XSRF token
+    xsrf_cookie = next(c.split(";")[0] for c in headers["set-cookie"] if c.startswith("_xsrf="))
+    xsrf_field = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
+    status, _, _ = strict.request("POST", "/login", {"Content-Type": "application/x-www-form-urlencoded",
+                                                     "Cookie": xsrf_cookie},
+                                  urlencode({"_xsrf": xsrf_field, "password": P04}))
+    assert status == 429
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline and strict.request("GET", f"/?token={P04}")[0] == 429:
         time.sleep(0.5)
