@@ -254,7 +254,7 @@ class SignInHandler(LoginFormHandler):
         try:
             return super().check_xsrf_cookie()
         except web.HTTPError:
-            # an expired form is not an attack to report with a traceback page; show the form again
+            # a stale or missing form token: a plain 403 that says what to do, on the offline error page
             raise web.HTTPError(403, "The sign-in form expired; reload the page and try again") from None
 
 
