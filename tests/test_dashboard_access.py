@@ -124,6 +124,28 @@ def test_kernel_environment_drops_warehouse_and_register_settings():
     assert env == {"PATH": "/bin"}
 
 
+def test_kernel_environment_keeps_only_allow_listed_settings():
+    env = access.kernel_environment({"AWS_SECRET_ACCESS_KEY": "k", "SMTP_PASSWORD": "p", "GITHUB_TOKEN": "t",
+                                     "WORKBENCH_RELEASES": "/r", "HTTP_X_WORKBENCH_VIEWER": "partner:P-04",
+                                     "VOILA_PREHEAT": "False", "LC_ALL": "C", "HOME": "/h"})
+    assert env == {"WORKBENCH_RELEASES": "/r", "HTTP_X_WORKBENCH_VIEWER": "partner:P-04", "VOILA_PREHEAT": "False",
+                   "LC_ALL": "C", "HOME": "/h"}
+
+
+def test_a_file_changed_after_its_check_is_never_read_into_the_report(store):
+    manifest = store.manifest("AGG-P04")
+    assert content.read_verified(store, "AGG-P04", manifest, "tables/by_grade.csv").startswith(b"grade,")
+    table = store.path_for("AGG-P04") / "tables" / "by_grade.csv"
+    table.chmod(0o644)
+    table.write_text(table.read_text().replace("1234", "9999"))
+    with pytest.raises(content.ReleaseAltered):
+        content.read_verified(store, "AGG-P04", manifest, "tables/by_grade.csv")
+    with pytest.raises(content.ReleaseAltered):
+        content.load_release(store, "AGG-P04")
+    with pytest.raises(content.ReleaseAltered):  # a file the manifest does not list is never read
+        content.read_verified(store, "AGG-P04", manifest, "tables/unlisted.csv")
+
+
 def test_release_content_keeps_marks_titles_and_footnotes(store):
     shown = content.load_release(store, "AGG-P04")
     assert shown.purpose == "Evaluate the program" and shown.received == "2026-05-18" and shown.as_of == "2026-06-01"
@@ -154,11 +176,16 @@ def test_status_marks_match_the_release_tables():
 def test_server_configuration_is_read_only_and_culls_idle_kernels():
     from workbench.dashboard import server
 
-    config = server.build_config(tokens="t.json", port=1, ip="127.0.0.1", preheat=True, pool_size=3, cull_idle=120)
+    config = server.build_config(tokens="t.json", port=1, ip="127.0.0.1", preheat=True, pool_size=3, cull_idle=120,
+                                 live=True)
     voila = config.VoilaConfiguration
     assert voila.strip_sources is True and voila.show_tracebacks is False
     assert voila.file_allowlist == [] and voila.allow_template_override == "NO"
     assert voila.preheat_kernel is True and voila.default_pool_size == 3
+    assert config.ViewerIdentityProvider.cookie_options["samesite"] == "Lax"
+    static = server.build_config(tokens="t.json", port=1, ip="127.0.0.1", preheat=True, pool_size=3, cull_idle=120)
+    assert static.VoilaConfiguration.preheat_kernel is False and static.VoilaConfiguration.default_pool_size == 0
     assert config.MappingKernelManager.cull_idle_timeout == 120
     assert "execute_request" not in server.WIDGET_MESSAGES
-    assert server._message_type(json.dumps({"header": {"msg_type": "execute_request"}})) == "execute_request"
+    assert server.wire.read_incoming(json.dumps({"header": {"msg_type": "execute_request"}}), None, 1024).msg_type == \
+        "execute_request"

@@ -27,18 +27,33 @@ tokens_option = click.option("--tokens", "tokens_file", type=click.Path(dir_okay
 @click.option("--port", type=int, default=8866, show_default=True)
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @tokens_option
+@click.option("--live", is_flag=True, default=False,
+              help="Run each page in a Voila kernel instead of serving the pre-rendered reports.")
 @click.option("--preheat/--no-preheat", default=True, show_default=True,
-              help="Keep a pool of kernels that have already loaded the dashboard.")
-@click.option("--pool-size", type=int, default=2, show_default=True, help="Preheated kernels kept ready.")
-@click.option("--cull-idle", type=int, default=600, show_default=True,
-              help="Shut down a viewer's kernel after this many idle seconds.")
+              help="Live mode: keep a pool of kernels that have already loaded the dashboard.")
+@click.option("--pool-size", type=click.IntRange(0, 50), default=2, show_default=True,
+              help="Live mode: preheated kernels kept ready.")
+@click.option("--cull-idle", type=click.IntRange(10), default=600, show_default=True,
+              help="Live mode: shut down a viewer's kernel after this many idle seconds.")
+@click.option("--kernels-per-viewer", type=click.IntRange(1, 50), default=2, show_default=True,
+              help="Live mode: kernels one viewer holds; another page takes over their oldest.")
+@click.option("--max-kernels", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Live mode: kernels serving viewers at once (the pool is extra); more pages get 503.")
+@click.option("--kernel-lifetime", type=click.IntRange(10), default=1800, show_default=True,
+              help="Live mode: seconds a viewer's kernel lives, however busy.")
+@click.option("--sign-in-failures", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="Wrong tokens from one address within --sign-in-window before it gets 429.")
+@click.option("--sign-in-window", type=click.IntRange(1, 86_400), default=60, show_default=True,
+              help="Seconds over which wrong tokens are counted.")
 @click.pass_context
-def serve_command(ctx, releases, port, ip, tokens_file, preheat, pool_size, cull_idle) -> None:
-    """Start the partner and school-leader dashboards (Voila) over the release store.
+def serve_command(ctx, releases, port, ip, tokens_file, live, preheat, pool_size, cull_idle, kernels_per_viewer,
+                  max_kernels, kernel_lifetime, sign_in_failures, sign_in_window) -> None:
+    """Start the partner and school-leader dashboards over the release store.
 
     Each viewer signs in with their token (http://HOST:PORT/?token=TOKEN, or the login form) and
     sees only the approved aggregate releases that name them. Create tokens with
-    `workbench serve tokens add partner:P-04` (or `... tokens demo`).
+    `workbench serve tokens add partner:P-04` (or `... tokens demo`). Reports are rendered once
+    and served as static pages; `--live` runs Voila kernels instead (see docs/dashboards.md).
     """
     if ctx.invoked_subcommand:
         return
@@ -49,11 +64,15 @@ def serve_command(ctx, releases, port, ip, tokens_file, preheat, pool_size, cull
                                    "or `workbench serve tokens demo` first")
     args = [sys.executable, "-m", "workbench.dashboard.server", "--releases", str(releases or _default_releases()),
             "--tokens", str(tokens_file), "--port", str(port), "--ip", ip, "--pool-size", str(pool_size),
-            "--cull-idle", str(cull_idle)]
+            "--cull-idle", str(cull_idle), "--kernels-per-viewer", str(kernels_per_viewer),
+            "--max-kernels", str(max_kernels), "--kernel-lifetime", str(kernel_lifetime),
+            "--sign-in-failures", str(sign_in_failures), "--sign-in-window", str(sign_in_window)]
+    if live:
+        args.append("--live")
     if not preheat:
         args.append("--no-preheat")
     click.echo(f"Dashboards at http://{ip}:{port}/ (sign in with a viewer token; Ctrl-C stops)")
-    # The server and its kernels get no warehouse, register or configuration settings.
+    # The server and its kernels keep allow-listed settings only (no warehouse or other secrets).
     # The server replaces this process, so stopping this pid stops the server.
     os.execve(sys.executable, args, kernel_environment(os.environ))
 

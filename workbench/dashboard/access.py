@@ -29,18 +29,18 @@ from workbench.errors import InputError
 
 VIEWER_KINDS = ("partner", "school")
 DOWNLOADABLE_SUFFIXES = (".csv", ".xlsx")
-# Settings a dashboard kernel must never inherit: where the warehouse and register are, and the
-# configuration file that could name them.
-KERNEL_ENV_DENYLIST = (
-    "WORKBENCH_WAREHOUSE",
-    "WORKBENCH_REGISTER",
-    "WORKBENCH_CONFIG",
-    "WORKBENCH_TOKENS",
-    "DATABASE_URL",
-    "PGPASSWORD",
-    "PGPASSFILE",
-    "PGSERVICEFILE",
-)
+# The environment the dashboard server and its kernels keep: an allow-list, so a secret set for
+# anything else on the machine (the warehouse's, a cloud key, a mail password) never reaches them.
+KERNEL_ENV_ALLOWED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+    "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLBACKEND", "MPLCONFIGDIR",
+    # the request facts Voila hands a kernel (RFC 3875 names)
+    "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_SOFTWARE", "SERVER_PROTOCOL", "SERVER_PORT", "SERVER_NAME",
+    # where the releases are, and the key of the preheated kernels' request channel
+    "WORKBENCH_RELEASES", "WORKBENCH_DASHBOARD_KEY",
+})
+KERNEL_ENV_PREFIXES = ("LC_", "VOILA_", "HTTP_X_WORKBENCH_", "JPY_")
 
 
 class AccessError(InputError):
@@ -125,8 +125,9 @@ def downloadable_file(store: ReleaseStore, viewer: str, release_id: str, name: s
 
 
 def kernel_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
-    """The environment for the dashboard server and its kernels: no warehouse or register settings."""
-    return {key: value for key, value in environ.items() if key not in KERNEL_ENV_DENYLIST}
+    """The environment for the dashboard server and its kernels: the allow-listed settings only."""
+    return {key: value for key, value in environ.items()
+            if key in KERNEL_ENV_ALLOWED or key.startswith(KERNEL_ENV_PREFIXES)}
 
 
 @dataclass(frozen=True)

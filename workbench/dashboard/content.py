@@ -4,20 +4,60 @@ Tables come from the released CSV (the numbers) and the XLSX next to it (the col
 table title and the footnotes); suppressed cells keep the marks the release uses. Charts are the
 released PNGs. Nothing here touches the warehouse, and nothing is computed: the page shows what was
 released, character for character.
+
+Every file is read once, into memory, and its SHA-256 compared with the manifest before anything of
+it is shown: what reaches the page is the bytes that were checked, so a file altered after a page
+was opened (or between the check and the read) is refused, never displayed.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.release.store import ReleaseStore
+from workbench.release.store import ReleaseError, ReleaseStore
+
+STYLE = """<style>
+.workbench-release h2 {margin-top: 0.5em}
+.workbench-facts {display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em}
+.workbench-facts dt {font-weight: bold}
+.workbench-table-scroll {overflow-x: auto}
+.workbench-table {border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em}
+.workbench-table th, .workbench-table td {border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right}
+.workbench-footnotes {font-size: 0.85em}
+</style>"""
 
 # The marks the release tables use (workbench.report.aggregate; a unit test keeps them in step).
 STATUS_MARKS = {"primary": "*", "secondary": "\u2020"}
+
+
+SHOWN_FILES = ("tables/", "charts/")
+
+
+class ReleaseAltered(ReleaseError):
+    """A release file no longer matches the checksum its manifest recorded."""
+
+
+def read_verified(store: ReleaseStore, release_id: str, manifest: dict, name: str) -> bytes:
+    """The bytes of one released file, after checking them against the manifest's checksum."""
+    expected = (manifest.get("files") or {}).get(name)
+    if not expected:
+        raise ReleaseAltered(f"{release_id}: {name} is not in the manifest")
+    data = (store.path_for(release_id) / name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ReleaseAltered(f"{release_id}: {name} does not match its checksum")
+    return data
+
+
+def read_shown_files(store: ReleaseStore, release_id: str, manifest: dict) -> dict[str, bytes]:
+    """Every table and chart of the release, verified (ReleaseAltered when any one was changed)."""
+    names = sorted(n for n in (manifest.get("files") or {}) if n.startswith(SHOWN_FILES))
+    return {name: read_verified(store, release_id, manifest, name) for name in names}
 
 
 @dataclass
@@ -44,18 +84,17 @@ class ReleaseContent:
     charts: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def csv_display_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The displayed columns of a released CSV and its rows, with suppression marks.
+def csv_display_rows(text: str, name: str = "table") -> tuple[list[str], list[list[str]]]:
+    """The displayed columns of a released CSV's text and its rows, with suppression marks.
 
     Displayed: the breakdown columns, students, and each measure's text column (the ``_percent``
     columns are the same values as numbers, and ``status`` becomes the mark).
     """
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        records = list(reader)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = list(reader.fieldnames or [])
+    records = list(reader)
     if "students" not in header or "status" not in header:
-        raise ValueError(f"{path.name} is not a released aggregate table")
+        raise ValueError(f"{name} is not a released aggregate table")
     dims = header[: header.index("students")]
     measures = [c for c in header[header.index("status") + 1:] if not c.endswith("_percent")]
     keys = [*dims, "students", *measures]
@@ -69,13 +108,13 @@ def csv_display_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return keys, rows
 
 
-def _xlsx_titles_and_notes(path: Path) -> tuple[list[str] | None, list[str]]:
+def _xlsx_titles_and_notes(data: bytes | None) -> tuple[list[str] | None, list[str]]:
     """Column titles from the XLSX 'table' sheet and the lines of its 'notes' sheet."""
-    if not path.is_file():
+    if data is None:
         return None, []
     from openpyxl import load_workbook
 
-    book = load_workbook(path, read_only=True)
+    book = load_workbook(io.BytesIO(data), read_only=True)
     try:
         titles = None
         if "table" in book.sheetnames:
@@ -89,21 +128,24 @@ def _xlsx_titles_and_notes(path: Path) -> tuple[list[str] | None, list[str]]:
         book.close()
 
 
-def load_table(folder: Path, name: str, fallback_title: str = "") -> ReleaseTable:
-    csv_path = folder / "tables" / f"{name}.csv"
-    xlsx_path = folder / "tables" / f"{name}.xlsx"
-    keys, rows = csv_display_rows(csv_path)
-    titles, notes = _xlsx_titles_and_notes(xlsx_path)
+def load_table(files: dict[str, bytes], name: str, fallback_title: str = "") -> ReleaseTable:
+    """One table from the release's verified files (`read_shown_files`)."""
+    csv_name, xlsx_name = f"tables/{name}.csv", f"tables/{name}.xlsx"
+    keys, rows = csv_display_rows(files[csv_name].decode("utf-8"), csv_name)
+    titles, notes = _xlsx_titles_and_notes(files.get(xlsx_name))
     columns = titles if titles and len(titles) == len(keys) else keys
     title, footnotes = (notes[0], notes[1:]) if notes else (fallback_title or name, [])
-    downloads = [f"tables/{p.name}" for p in (csv_path, xlsx_path) if p.is_file()]
+    downloads = [n for n in (csv_name, xlsx_name) if n in files]
     return ReleaseTable(name, title, columns, rows, footnotes, downloads)
 
 
 def load_release(store: ReleaseStore, release_id: str) -> ReleaseContent:
-    """Everything the dashboard shows of one release (the caller has checked access)."""
-    folder = store.path_for(release_id)
+    """Everything the dashboard shows of one release (the caller has checked access).
+
+    Raises ReleaseAltered when any shown file differs from its checksum.
+    """
     manifest = store.manifest(release_id)
+    verified = read_shown_files(store, release_id, manifest)
     request = manifest.get("request") or {}
     requester = request.get("requester") or {}
     decision = manifest.get("decision") or {}
@@ -122,10 +164,16 @@ def load_release(store: ReleaseStore, release_id: str) -> ReleaseContent:
     names = sorted({Path(f).stem for f in files if f.startswith("tables/") and f.endswith(".csv")},
                    key=lambda n: (list(protection).index(n) if n in protection else len(protection), n))
     for name in names:
-        content.tables.append(load_table(folder, name, (protection.get(name) or {}).get("title", "")))
+        content.tables.append(load_table(verified, name, (protection.get(name) or {}).get("title", "")))
     for name in sorted(f for f in files if f.startswith("charts/") and f.endswith(".png")):
-        content.charts.append((name, (folder / name).read_bytes()))
+        content.charts.append((name, verified[name]))
     return content
+
+
+def release_label(release_id: str, manifest: dict) -> str:
+    """How a release is named in the menu: its id, purpose and date received."""
+    request = manifest.get("request") or {}
+    return f"{release_id}: {request.get('purpose', '')} (received {request.get('received', '')})"
 
 
 def download_url(base_url: str, release_id: str, relative: str) -> str:

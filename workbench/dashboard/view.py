@@ -15,23 +15,13 @@ import ipywidgets as widgets
 import openpyxl  # noqa: F401  (imported here so a preheated kernel has it loaded before a viewer comes)
 from IPython.display import display
 
-from workbench.dashboard.content import load_release, render_html
+from workbench.dashboard.content import STYLE, ReleaseAltered, load_release, release_label, render_html
 from workbench.release.store import ReleaseStore
 
 VIEWER_VAR = "HTTP_X_WORKBENCH_VIEWER"
 RELEASES_VAR = "HTTP_X_WORKBENCH_RELEASES"
 SELECTED_VAR = "HTTP_X_WORKBENCH_RELEASE"
 STORE_VAR = "WORKBENCH_RELEASES"
-
-STYLE = """<style>
-.workbench-release h2 {margin-top: 0.5em}
-.workbench-facts {display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em}
-.workbench-facts dt {font-weight: bold}
-.workbench-table-scroll {overflow-x: auto}
-.workbench-table {border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em}
-.workbench-table th, .workbench-table td {border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right}
-.workbench-footnotes {font-size: 0.85em}
-</style>"""
 
 
 def request_context(environ=os.environ) -> tuple[str, list[str], str | None, ReleaseStore]:
@@ -42,8 +32,7 @@ def request_context(environ=os.environ) -> tuple[str, list[str], str | None, Rel
 
 
 def _label(store: ReleaseStore, release_id: str) -> str:
-    request = store.manifest(release_id).get("request") or {}
-    return f"{release_id}: {request.get('purpose', '')} (received {request.get('received', '')})"
+    return release_label(release_id, store.manifest(release_id))
 
 
 def start(environ=os.environ) -> widgets.Widget:
@@ -64,7 +53,10 @@ def start(environ=os.environ) -> widgets.Widget:
         if release_id not in allowed:  # the picker only offers allowed ids; keep it that way
             body.value = "<p>Not available.</p>"
             return
-        body.value = render_html(load_release(store, release_id), base_url)
+        try:
+            body.value = render_html(load_release(store, release_id), base_url)
+        except (ReleaseAltered, OSError, ValueError):  # a changed file is never shown, nor the error
+            body.value = "<p class='workbench-unavailable'>This report is not available right now.</p>"
 
     picker.observe(lambda change: show(change["new"]), names="value")
     show(picker.value)
