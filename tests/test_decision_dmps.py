@@ -59,7 +59,8 @@ def test_identified_rows_only_with_a_current_virtual_release(policy_con):
     }
     paper = next(s for s in decision.students if s.student_id == CONSENT_PAPER)
     assert "only virtual forms are accepted" in paper.reasons[0].message
-    assert paper.reasons[0].source == {"file": "001_2d8a61f13c85a88f.txt", "lines": [4]}
+    assert {k: paper.reasons[0].source[k] for k in ("file", "lines")} == {"file": "001_2d8a61f13c85a88f.txt", "lines": [4]}
+    assert paper.reasons[0].source["document"].startswith("DMPS")
     assert decision.outcome == "partial" and decision.level == "identified"
     withheld = {w["field"]: w["applies_to"] for w in decision.withheld_fields}
     assert withheld == {"name": "de-identified rows"}  # names stay for the consented students

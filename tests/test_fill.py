@@ -69,7 +69,8 @@ def test_a_redirected_request_gets_a_letter_not_data(demo_warehouse, tmp_path):
     files = sorted(p.name for p in result.release.path.iterdir())
     assert files == ["decision.json", "letter.md", "manifest.json"]
     letter = (result.release.path / "letter.md").read_text()
-    assert "Communications Office" in letter and "003_a1c0b4a5b6af9e75.txt" in letter
+    assert "Communications Office" in letter and "Superintendent's Circular ODA-03" in letter
+    assert "003_a1c0b4a5b6af9e75.txt" not in letter, "people read document titles, not file names"
 
 
 def test_a_failing_template_leaves_no_release_and_names_the_cell(demo_warehouse, tmp_path, monkeypatch):

@@ -736,7 +736,16 @@ def decide(request: DataRequest, policy: Policy, warehouse=None, as_of: date | N
     for index, notice in enumerate(pack.notices):
         d.note(f"notices[{index}]", notice.text, notice)
 
+    def titled(source: dict | None) -> None:
+        """Name the document a cited file is, so people read a title, not a file name."""
+        if source and source.get("file") and source["file"] in pack.documents:
+            source.setdefault("document", pack.documents[source["file"]])
+
     def finish(outcome: str, level: str | None, **parts) -> Decision:
+        for reason in d.reasons + [r for s in parts.get("students", []) for r in s.reasons]:
+            titled(reason.source)
+        for item in parts.get("withheld_fields", []):
+            titled(item.get("source"))
         base = dict(years=[], measures=[], breakdowns=[], fields=[], withheld_fields=[], redact_as_needed=[],
                     students=[], cohort={}, redirect_to=None, due_date=None, clarify_by=None,
                     fee_estimate=None, small_groups=None, public_data=[])
@@ -744,6 +753,7 @@ def decide(request: DataRequest, policy: Policy, warehouse=None, as_of: date | N
         office = None
         if pack.office is not None:
             office = {"name": pack.office.name, "contact": pack.office.contact, "source": _source(pack.office.source)}
+            titled(office["source"])
         return Decision(request_id=request.id, policy=policy.name, policy_hash=policy.content_hash, as_of=as_of,
                         requested_level=request.level, outcome=outcome, level=level, reasons=d.reasons,
                         conditions=d.conditions, office=office, **base)

@@ -72,7 +72,7 @@ def _source_label(source: dict | None) -> str:
         return source["external"]
     from workbench.policy.model import format_lines
 
-    return f"{source['file']} {format_lines(source['lines'])}"
+    return f"{source.get('document') or source['file']}, {format_lines(source['lines'])}"
 
 
 def render_decision(decision, show_students: bool = False) -> str:

@@ -65,7 +65,10 @@ class Source(_Strict):
 
     def as_dict(self) -> dict:
         if self.file is not None:
-            return {"file": self.file, "lines": list(self.lines)}
+            out = {"file": self.file, "lines": list(self.lines)}
+            if self.quote:
+                out["quote"] = self.quote
+            return out
         return {"external": self.external}
 
     def label(self) -> str:

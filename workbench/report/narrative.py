@@ -14,11 +14,13 @@ ROLE_NAMES = {
 
 
 def _source(reason: dict) -> str:
+    """Where a reason comes from, for a person: the document's title, its lines and the words quoted."""
     source = reason.get("source") or {}
     if source.get("file"):
         lines = source.get("lines") or []
-        where = f" line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
-        return f"{source['file']}{where}"
+        where = f", line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
+        quote = f': "{source["quote"]}"' if source.get("quote") else ""
+        return f"{source.get('document') or source['file']}{where}{quote}"
     return source.get("external", "") or ""
 
 
@@ -47,7 +49,7 @@ def decision_reasons(decision: Decision, effects: tuple[str, ...] = ("refuse", "
     rows = [r for r in decision.to_dict()["reasons"] if r.get("effect") in effects]
     if not rows:
         return "No limits apply beyond the small-group rule."
-    return "\n".join(f"- {r['message']} *({r['rule']}; {_source(r)})*" for r in rows)
+    return "\n".join(f"- {r['message']}" + (f" *({_source(r)})*" if _source(r) else "") for r in rows)
 
 
 def decision_letter(request: DataRequest, decision: Decision, policy_title: str) -> str:
