@@ -28,7 +28,15 @@ from workbench.measures import BREAKDOWNS, MEASURES
 from workbench.policy import available_policies, load_policy
 from workbench.policy.vocabulary import EXCEPTIONS, FIELDS, LEVELS, ROLES
 
-DEFAULT_FOLDER = DATA_DIR / "requests"
+def default_folder() -> Path:
+    """Where saved requests go: data/requests in the analyst's project (the workbench.toml folder,
+    else the workbench checkout), not wherever the package happens to be installed."""
+    from workbench.settings import project_root
+
+    return project_root() / "data" / "requests"
+
+
+DEFAULT_FOLDER = DATA_DIR / "requests"  # the checkout's; kept for code that imported the name
 _WIDE = W.Layout(width="95%")
 _DESC = {"description_width": "11em"}
 
@@ -330,7 +338,7 @@ class IntakeForm(W.VBox):
         self.picker = CohortPicker(self.con, policy=self.policy, as_of=as_of, on_change=self._changed, debounce=debounce)
         self.cohort_error = self.field_errors["cohort"]
 
-        self.folder = W.Text(description="Save to folder", value=str(folder or DEFAULT_FOLDER), style=_DESC, layout=_WIDE)
+        self.folder = W.Text(description="Save to folder", value=str(Path(folder or default_folder()).resolve()), style=_DESC, layout=_WIDE)
         self.save_button = W.Button(description="Save and register", button_style="primary", icon="save")
         self.save_button.add_class("wb-save")
         self.save_status = W.HTML()
@@ -473,7 +481,7 @@ class IntakeForm(W.VBox):
                 note = (f"cohort picker: {summary.counts['malformed']} malformed and {summary.counts['duplicated']} "
                         f"duplicated entries of {summary.given} given were left out of the ID file")
                 data["notes"] = f"{data['notes']}\n{note}" if data.get("notes") else note
-        saved = il.save_request(data, self.folder.value.strip() or DEFAULT_FOLDER, ids=ids, id_kind=id_kind,
+        saved = il.save_request(data, self.folder.value.strip() or default_folder(), ids=ids, id_kind=id_kind,
                                 register=self._open_register(), policy=self.policy, warehouse=self.con,
                                 as_of=self.as_of.value or date.today(), by=self.by)
         self.saved = saved
