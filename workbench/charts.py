@@ -37,6 +37,7 @@ def bar_chart(
     comparison: Sequence[float | None] | None = None,
     comparison_label: str = "District",
     series_label: str = "Students in this report",
+    category_label: str | None = None,
 ):
     """A horizontal bar chart; suppressed entries get a labelled placeholder, never a bar.
 
@@ -75,17 +76,69 @@ def bar_chart(
     axes.invert_yaxis()
     axes.set_xlim(0, top * 1.18)
     axes.set_xlabel(value_label)
+    if category_label:
+        axes.set_ylabel(category_label)
     axes.set_title(title, fontsize=11, loc="left")
     axes.spines[["top", "right"]].set_visible(False)
+    # Legend entries are drawn from their own swatches: taken from the bars, the series' swatch
+    # vanished whenever its first bar was a suppressed (hidden) one.
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=PUBLISHED_COLOR, label=series_label)]
     if comparison is not None:
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
+        handles.append(Patch(facecolor=COMPARISON_COLOR, label=comparison_label))
+    if any(v is None for v in shown):
+        handles.append(Patch(facecolor="white", edgecolor="#8a8a8a", hatch="///", label="not reported (suppressed or coded)"))
+    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(handles), fontsize=8,
+                frameon=False)
     figure.tight_layout()
     return figure
 
 
-def save_png(figure, path: str | Path) -> Path:
+def describe_chart(labels: Sequence[str], shown: Sequence[str], title: str,
+                   comparison: Sequence[str] | None = None, comparison_label: str = "district") -> str:
+    """The chart in words, for its alt text: each category with the value the table shows."""
+    parts = []
+    for index, (label, text) in enumerate(zip(labels, shown)):
+        entry = f"{label}: {text or 'not reported'}"
+        if comparison is not None and comparison[index]:
+            entry += f" ({comparison_label} {comparison[index]})"
+        parts.append(entry)
+    return f"Bar chart, {title}. " + "; ".join(parts) + "."
+
+
+def save_png(figure, path: str | Path, description: str | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", metadata=PNG_METADATA)
+    metadata = dict(PNG_METADATA)
+    if description:
+        metadata["Description"] = description
+    figure.savefig(path, format="png", metadata=metadata)
     plt.close(figure)
     return path
+
+
+class Chart:
+    """A published chart as a notebook shows it: the image with its alt text and caption."""
+
+    def __init__(self, path: Path, description: str):
+        self.path = Path(path)
+        self.description = description
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def _repr_png_(self) -> bytes:
+        return self.path.read_bytes()
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        data = base64.b64encode(self.path.read_bytes()).decode()
+        alt = html.escape(self.description, quote=True)
+        return (f'<figure style="margin:0"><img src="data:image/png;base64,{data}" alt="{alt}" '
+                f'style="max-width:100%;height:auto"/></figure>')

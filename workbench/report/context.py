@@ -142,22 +142,33 @@ class RequestContext:
         return table
 
     def publish_chart(self, table, key: str, dim: str | None = None, title: str | None = None):
-        """A bar chart of one measure across one breakdown; suppressed groups get a marked slot."""
-        from workbench.charts import bar_chart, save_png
+        """A bar chart of one measure across one breakdown; suppressed groups get a marked slot.
+
+        Returns a `workbench.charts.Chart`: displayed, it shows the image with alt text that says
+        what the table shows; `str()` of it is the PNG's path.
+        """
+        from workbench.charts import Chart, bar_chart, describe_chart, save_png
+        from workbench.report.aggregate import DIM_TITLES
 
         data = table.chart_data(key, dim)
         column = next(c for c in table.columns if c.key == key)
+        dim_name = dim or table.dims[0]
+        chart_title = title or f"{column.title}, {table.year}"
         figure = bar_chart(
             data["label"], [None if pd.isna(v) else v / 100 for v in data["percent"]],
             [pd.isna(v) for v in data["percent"]],
             masked_labels=[text if text else "suppressed" for text in data["display"]],
-            title=title or f"{column.title}, {table.year}",
+            title=chart_title,
+            category_label=DIM_TITLES.get(dim_name, dim_name),
             value_label="percent of students" if column.measure != "attendance_rate" else "percent of enrolled days attended",
             comparison=[None if pd.isna(v) else v / 100 for v in data["district_percent"]] if table.district else None,
         )
-        path = save_png(figure, self.output_dir / "charts" / f"{table.name}_{key}.png")
+        description = describe_chart(
+            list(data["label"]), [str(t) for t in data["display"]], f"{chart_title}, by {DIM_TITLES.get(dim_name, dim_name).lower()}",
+            ["" if pd.isna(v) else f"{v:.1f}%" for v in data["district_percent"]] if table.district else None)
+        path = save_png(figure, self.output_dir / "charts" / f"{table.name}_{key}.png", description)
         self.artifacts.files.append(str(path.relative_to(self.output_dir)))
-        return path
+        return Chart(path, description)
 
     def publish_student_file(self, student_file):
         files = student_file.save(self.output_dir / "data", when=self.as_of)
