@@ -291,12 +291,29 @@ def _fill(form, **overrides):
     form.set_values(**values)
 
 
-def test_empty_form_shows_problems_field_by_field_not_a_decision(form):
+def test_empty_form_lists_what_is_missing_without_marking_untouched_fields(form):
     assert form.decision is None
     assert "wb-problems" in form.decision_panel.value and "wb-decision'" not in form.decision_panel.value
-    assert "is required" in form.field_errors["name"].value
-    assert form.field_errors["exception"].value == ""
+    assert all(label.value == "" for label in form.field_errors.values()), "nothing is red before the analyst types"
     assert form.decide_count == 0
+    form.inputs["name"].value = "x"
+    form.inputs["name"].value = ""  # touched, then emptied: now the field says what is wrong
+    form.refresh_now()
+    assert "is required" in form.field_errors["name"].value
+    assert form.field_errors["purpose"].value == ""
+    form.save_clicked()  # trying to save shows every problem
+    assert "is required" in form.field_errors["purpose"].value
+    assert form.field_errors["exception"].value == ""
+
+
+def test_the_decision_says_it_is_updating_until_it_is_decided(form):
+    _fill(form)
+    waiting = []
+    form._debounced = lambda: waiting.append(True)
+    form.inputs["purpose"].value = "Another purpose"  # the refresh is pending (debounced)
+    assert waiting and "Updating the decision" in form.decision_status.value
+    form._refresh()
+    assert form.decision_status.value == "" and form.decision.outcome in ("approve", "partial")
 
 
 def test_decision_updates_as_fields_change(form, small_con):

@@ -289,6 +289,10 @@ class IntakeForm(W.VBox):
         self._decided_key: str | None = None
         self.decide_count = 0  # how many decisions were computed (tests check the debounce)
         self._holding = False
+        # A field shows its problems once the analyst has changed it (or tried to save): a blank
+        # form is not a form full of mistakes.
+        self._touched: set[str] = set()
+        self._show_all_problems = False
 
         years = sorted(self.con.table("student_years").select("school_year").distinct().to_pandas()["school_year"])
         partners = self.con.table("partners").select("partner_id").order_by("partner_id").to_pandas()["partner_id"]
@@ -347,6 +351,8 @@ class IntakeForm(W.VBox):
 
         self.decision_panel = W.HTML("<i>Fill in the request: the decision appears here.</i>")
         self.decision_panel.add_class("wb-decision-panel")
+        self.decision_status = W.HTML()
+        self.decision_status.add_class("wb-decision-status")
 
         def section(title: str, keys: tuple[str, ...]) -> W.VBox:
             return W.VBox([W.HTML(f"<b>{title}</b>")] + [self.rows[k] for k in keys])
@@ -361,8 +367,12 @@ class IntakeForm(W.VBox):
             self.rows["notes"],
             W.HBox([self.folder]), W.HBox([self.save_button]), self.save_status,
         ], layout=W.Layout(width="58%"))
-        panel = W.VBox([W.HTML("<h3 style='margin:0'>Decision</h3>"), self.decision_panel],
+        # The decision stays in view while the analyst scrolls through a long form.
+        sticky = W.HTML("<style>.wb-decision-column{position:sticky;top:0;align-self:flex-start;"
+                        "max-height:95vh;overflow-y:auto}</style>")
+        panel = W.VBox([sticky, W.HTML("<h3 style='margin:0'>Decision</h3>"), self.decision_status, self.decision_panel],
                        layout=W.Layout(width="40%", padding="0 0 0 1em", border_left="1px solid #ddd"))
+        panel.add_class("wb-decision-column")
         self._debounced = Debouncer(self._refresh, debounce)
         for widget in list(self.inputs.values()) + [self.policy_choice, self.as_of]:
             widget.observe(self._changed, names="value")
@@ -381,6 +391,7 @@ class IntakeForm(W.VBox):
         try:
             for key, value in values.items():
                 widget = self.inputs[key]
+                self._touched.add(key)
                 widget.value = date.fromisoformat(value) if key == "received" and isinstance(value, str) else (
                     tuple(value) if isinstance(widget, W.SelectMultiple) else value)
         finally:
@@ -405,15 +416,29 @@ class IntakeForm(W.VBox):
             self.rows[key].layout.display = None if visible else "none"
 
     def _changed(self, change=None) -> None:
-        if change is not None and getattr(change, "owner", None) is self.inputs["level"]:
+        owner = getattr(change, "owner", None) if change is not None else None
+        for key, widget in self.inputs.items():
+            if widget is owner:
+                self._touched.add(key)
+        if owner is None and change is not None:
+            self._touched.add("cohort")
+        if change is not None and owner is self.inputs["level"]:
             self._show_for_level()
         if change is not None and getattr(change, "owner", None) is self.policy_choice:
             self.policy = load_policy(self.policy_choice.value)
         if not self._holding:
+            self.decision_status.value = ("<div class='wb-updating' style='color:#555'>"
+                                          "<i>Updating the decision...</i></div>")
             self._debounced()
 
     def _refresh(self) -> None:
         """Validate; when complete and changed since the last decision, decide again."""
+        try:
+            self._refresh_decision()
+        finally:
+            self.decision_status.value = ""
+
+    def _refresh_decision(self) -> None:
         as_of = self.as_of.value or date.today()
         self.picker.set_context(years=self.inputs["years"].value, partner_id=self.inputs["partner_id"].value.strip(),
                                 as_of=as_of, policy=self.policy)
@@ -427,7 +452,8 @@ class IntakeForm(W.VBox):
         elif self.picker.choice is not None and self.picker.spec() is None:
             problems.setdefault("cohort", []).append("no usable student in the cohort picked")
         for key, label in self.field_errors.items():
-            messages = problems.get(key, [])
+            shown = self._show_all_problems or key in self._touched or (key == "cohort" and self.picker.mode != "district")
+            messages = problems.get(key, []) if shown else []
             label.value = "".join(f"<div style='color:#b42318;font-size:0.9em' data-field='{key}'>{_escape(m)}</div>"
                                   for m in messages)
         if problems:
@@ -439,10 +465,11 @@ class IntakeForm(W.VBox):
         key = json.dumps([data, self.policy.content_hash, as_of.isoformat()], sort_keys=True, default=str)
         if key == self._decided_key:
             return
-        from workbench.decision import decide
+        from workbench.plan import make_plan
 
         try:
-            self.decision = decide(self.checked.request, self.policy, self.con, as_of=as_of)
+            # The decision a fill would make, compared with what the requester already holds.
+            self.decision = make_plan(self.checked.request, self.policy, self.con, as_of, ledger=self._ledger()).decision
         except Exception as exc:  # a warehouse or pack problem: say so instead of a stale decision
             self.decision = None
             self._decided_key = None
@@ -487,9 +514,23 @@ class IntakeForm(W.VBox):
         self.saved = saved
         return saved
 
+    def _ledger(self):
+        from workbench.ledger import Ledger
+
+        url = getattr(self._register, "url", None) or (self._register if isinstance(self._register, str) else None)
+        try:
+            return Ledger.if_present(url)
+        except Exception:  # noqa: BLE001 - no ledger to read is no conflict to show; the fill checks again
+            return None
+
     def save_clicked(self) -> None:
         from workbench.register import RegisterError
         from workbench.request import RequestError
+
+        if not self._show_all_problems:
+            self._show_all_problems = True
+            self.refresh_now()
+            self._refresh()
 
         try:
             saved = self.save()
