@@ -95,8 +95,26 @@ def requests_for_every_school(request_file: str | Path, con, out_dir: str | Path
     return written
 
 
-def fill_one(job: FillJob) -> dict:
-    """Fills one request in whatever process runs it; returns a plain, picklable summary."""
+_WARM_KERNEL = None  # one guarded kernel per worker process, reused across its reports
+
+
+def _warm_kernel():
+    global _WARM_KERNEL
+    if _WARM_KERNEL is None:
+        import atexit
+
+        from workbench.config import TEMPLATES_DIR
+        from workbench.kernels import WarmKernel
+
+        _WARM_KERNEL = WarmKernel(TEMPLATES_DIR)
+        atexit.register(_WARM_KERNEL.close)
+    return _WARM_KERNEL
+
+
+def fill_one(job: FillJob, warm: bool = False) -> dict:
+    """Fills one request in whatever process runs it; returns a plain, picklable summary.
+
+    With `warm`, the template runs in this process's warm kernel (one per batch worker)."""
     from workbench.fill import FillError, fill, releases_root
     from workbench.policy import PolicyError
     from workbench.release.store import ReleaseStore
@@ -112,7 +130,7 @@ def fill_one(job: FillJob) -> dict:
     try:
         result = fill(job.request_file, job.policy, job.as_of,
                       store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
-                      warehouse=job.warehouse, register=register)
+                      warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None)
     except (RequestError, PolicyError) as exc:
         return {**base, "ok": False, "kind": "input", "error": str(exc), "seconds": time.perf_counter() - started}
     except FillError as exc:
@@ -136,12 +154,12 @@ def run_batch(jobs: Sequence[FillJob], workers: int, on_done: Callable[[dict], N
     results: dict[int, dict] = {}
     if workers == 1:
         for index, job in enumerate(jobs):
-            results[index] = fill_one(job)
+            results[index] = fill_one(job, warm=True)
             if on_done:
                 on_done(results[index])
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(fill_one, job): index for index, job in enumerate(jobs)}
+            futures = {pool.submit(fill_one, job, True): index for index, job in enumerate(jobs)}
             for future in as_completed(futures):
                 index = futures[future]
                 try:

@@ -97,8 +97,16 @@ def _scrub(notebook_path: Path, request_file: Path) -> None:
     """
     notebook = nbformat.read(notebook_path, as_version=4)
     notebook.metadata.pop("papermill", None)
+    executed = 0
     for index, cell in enumerate(notebook.cells):
         cell["id"] = f"cell-{index}"
+        if cell.cell_type == "code" and cell.get("execution_count") is not None:
+            # Numbered from 1 whatever ran in the kernel before (a warm batch kernel).
+            executed += 1
+            cell.execution_count = executed
+            for output in cell.outputs:
+                if output.get("output_type") == "execute_result":
+                    output["execution_count"] = executed
         for key in _VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
         if "injected-parameters" in cell.metadata.get("tags", []):
@@ -122,19 +130,24 @@ def _failed_cell(exc: Exception) -> str:
 
 
 def _run_template(template: Path, staging: Path, request_file: Path, plan: ReleasePlan, plan_file: Path,
-                  warehouse: str) -> None:
+                  warehouse: str, kernel=None) -> None:
     import papermill
 
     environment = {"WORKBENCH_POLICY": plan.policy_path, "WORKBENCH_LEVEL": plan.level or "aggregate",
                    "WORKBENCH_WAREHOUSE": warehouse}
+    if kernel is not None:
+        # A warm kernel (batch): cleared of the last report and set for this one first.
+        kernel.prepare(plan.policy_path, plan.level or "aggregate", warehouse)
+        where = {"km": kernel.km}
+    else:
+        where = {"kernel_manager_class": _kernel_manager_with(environment)}
     try:
         papermill.execute_notebook(
             str(template), str(staging / "report.ipynb"),
             parameters={"request_file": str(request_file), "policy": plan.policy_path,
                         "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
                         "plan_file": str(plan_file)},
-            kernel_name=KERNEL_NAME, kernel_manager_class=_kernel_manager_with(environment),
-            cwd=str(template.parent), progress_bar=False, log_output=False,
+            kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False, **where,
         )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None
@@ -186,12 +199,14 @@ def fill(
     register=None,
     by: str | None = None,
     ledger=None,
+    kernel=None,
 ) -> FillResult:
     """Fill one request into a release folder (see the module docstring).
 
     `ledger` (workbench.ledger.Ledger) compares the plan with what its recipient already holds and
     records the release; by default it is the ledger in the register's database when a `register`
-    is given, and none otherwise.
+    is given, and none otherwise. `kernel` (workbench.kernels.WarmKernel) runs the template in a
+    kernel kept across fills (batches); without it each fill starts its own.
 
     `policy` None takes the district's configured policy (workbench.settings). When the register
     already decided the request under another policy, the fill stops unless `policy` was given
@@ -232,7 +247,7 @@ def fill(
             template = TEMPLATES_DIR / f"{plan.template}.ipynb"
             level = plan.level
             plan_file = plan.save(Path(private) / "plan.json")
-            _run_template(template, staging, request_file, plan, plan_file, warehouse_location)
+            _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel)
             protection = staging / "protection.json"
             if protection.exists():
                 tables = json.loads(protection.read_text()).get("tables", {})

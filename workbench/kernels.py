@@ -1,0 +1,81 @@
+"""Guarded kernels for fills: a fresh one per fill, or one warm kernel a batch worker reuses.
+
+Starting the guarded kernel (Python, pandas, Ibis, the guard) is a large part of a small report's
+fill. A batch worker fills many reports one after the other, so it keeps one kernel and, before
+each report, gives it a clean slate: every variable of the previous report is deleted
+(`reset`), the guard is set to the new report's policy and level, and the kernel is restarted if
+it died. Modules stay imported; nothing a report computed stays reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from workbench.errors import EnvironmentProblem
+
+KERNEL_NAME = "workbench"
+
+
+class KernelError(EnvironmentProblem):
+    """The guarded kernel could not be started or prepared."""
+
+
+def kernel_environment(policy_path: str, level: str, warehouse: str) -> dict[str, str]:
+    """What a report's kernel is started with: the request's policy, level and warehouse."""
+    return {**os.environ, "WORKBENCH_POLICY": policy_path, "WORKBENCH_LEVEL": level, "WORKBENCH_WAREHOUSE": warehouse}
+
+
+class WarmKernel:
+    """One guarded kernel, reused across reports (see the module docstring)."""
+
+    def __init__(self, cwd: str | os.PathLike) -> None:
+        self.cwd = str(cwd)
+        self.km = None
+        self.reports = 0
+
+    def _start(self, environment: dict[str, str]) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name=KERNEL_NAME)
+        # The kernel's own log (transport warnings, the interrupt it gets when it is shut down)
+        # is not for the analyst's terminal, and a traceback there could quote data.
+        self.km.start_kernel(cwd=self.cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def prepare(self, policy_path: str, level: str, warehouse: str) -> None:
+        """A clean slate for the next report: nothing of the last one, the guard set for this one."""
+        environment = kernel_environment(policy_path, level, warehouse)
+        if self.km is None or not self.km.is_alive():
+            self.close()
+            self._start(environment)
+        code = (
+            "get_ipython().reset(new_session=False)\n"
+            "import os as _wb_os, workbench.guard as _wb_guard\n"
+            f"_wb_os.environ.update({json.dumps({k: environment[k] for k in ('WORKBENCH_POLICY', 'WORKBENCH_LEVEL', 'WORKBENCH_WAREHOUSE')})})\n"
+            f"_wb_guard.activate(policy={policy_path!r}, level={level!r})\n"
+            "del _wb_os, _wb_guard\n"
+        )
+        client = self.km.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            reply = client.execute_interactive(code, timeout=120, output_hook=lambda _message: None)
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot be prepared is not used
+            self.close()
+            raise KernelError(f"the guarded kernel could not be prepared ({type(exc).__name__})") from None
+        finally:
+            client.stop_channels()
+        if reply["content"]["status"] != "ok":
+            self.close()
+            raise KernelError("the guarded kernel could not be prepared for the next report")
+        self.reports += 1
+
+    def close(self) -> None:
+        if self.km is not None:
+            try:
+                self.km.shutdown_kernel(now=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self.km = None
