@@ -127,8 +127,8 @@ def test_protect_extract_contract(runner, tmp_path):
     assert not set(source_frame["student_id"]) & set(extract.to_numpy().ravel())
     assert extract["student_id"].str.fullmatch(r"Student \d+").all()
     assert (extract["grade"] == "03").all()  # grade kept, race given up first
-    assert (extract["race_ethnicity"] == "").any()
-    assert "records had values blanked" in result.stderr
+    assert (extract["race_ethnicity"] == "Not reported").any()
+    assert "withheld as 'Not reported'" in result.stderr
 
 
 def test_protect_extract_rejects_a_missing_column(runner, tmp_path):
