@@ -206,11 +206,22 @@ def _keyed_order(ids: list[str], key: bytes) -> list[int]:
     return list(pseudonym_order(ids, key))
 
 
-def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
-    """One release over every year asked (or one `year`): a pseudonym per student across its years,
-    identifying fields generalized or withheld, k-anonymity over the joined record."""
-    from workbench.report.pseudonyms import release_key
+@dataclass
+class ExtractPlan:
+    """The rows of a de-identified extract before protection, and how to protect them."""
 
+    years: list[str]
+    data: pd.DataFrame  # one row per student and year, identifying fields already generalized
+    quasi: list[str]
+    give_up: list[str]  # quasi-identifier columns, least important first
+    k: int
+    fields: list[str]
+    from_data: list[str]  # quasi-identifiers the pack does not list
+    generalized: dict[str, int]
+
+
+def extract_plan(ctx, year: str | None = None) -> ExtractPlan:
+    """What `deidentified_extract` protects: the rows, the quasi-identifiers and their order."""
     years = [year] if year else list(ctx.years)
     pack = ctx.policy.pack
     rules = pack.fields.quasi_identifiers
@@ -243,8 +254,20 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
     give_up = [c for f in reversed(ranked) if f in field_columns for c in field_columns[f]]
     rule = ctx.rule
     k = rule.threshold + (1 if rule.comparison == "<=" else 0)
-    extract, report = protect_extract(data, id_col="student_id", year_col="school_year", quasi=quasi, k=k,
-                                      suppression_order=give_up, key=release_key(ctx.request.id))
+    return ExtractPlan(years, data, quasi, give_up, k, fields, from_data, generalized)
+
+
+def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
+    """One release over every year asked (or one `year`): a pseudonym per student across its years,
+    identifying fields generalized or withheld, k-anonymity over the joined record."""
+    from workbench.report.pseudonyms import release_key
+
+    plan = extract_plan(ctx, year)
+    years, quasi, k, fields, from_data, generalized = plan.years, plan.quasi, plan.k, plan.fields, plan.from_data, plan.generalized
+    rules = ctx.policy.pack.fields.quasi_identifiers
+    quasi_fields = [f for f in fields if f in rules.fields or f in DESCRIBES_STUDENT]
+    extract, report = protect_extract(plan.data, id_col="student_id", year_col="school_year", quasi=quasi, k=k,
+                                      suppression_order=plan.give_up, key=release_key(ctx.request.id))
     for column, count in generalized.items():
         if column in report.fields:
             report.fields[column].generalized = count
