@@ -33,15 +33,9 @@ def roster(n: int = 300, seed: int = 3) -> pd.DataFrame:
 
 
 def blank_safe_sizes(frame: pd.DataFrame, quasi: list[str]) -> np.ndarray:
-    """Pairwise, the slow obvious way: r' counts for r when it withholds all r withholds and agrees elsewhere."""
+    """Pairwise, the slow obvious way: how many records show exactly what a record shows, blanks included."""
     values = frame[quasi].to_numpy(dtype=str)
-    hidden = values == WITHHELD
-    sizes = []
-    for row, row_hidden in zip(values, hidden):
-        covers = hidden[:, row_hidden].all(axis=1)
-        agrees = ((values == row) | hidden)[:, ~row_hidden].all(axis=1)
-        sizes.append(int((covers & agrees).sum()))
-    return np.array(sizes)
+    return np.array([int((values == row).all(axis=1).sum()) for row in values])
 
 
 def test_every_record_is_in_a_blank_safe_class_of_k_and_none_is_dropped():
@@ -66,14 +60,14 @@ def test_a_rare_value_is_withheld_together_with_enough_other_records():
     assert report.fields["gender"].withheld >= 5 and report.fields["grade"].withheld == 0
 
 
-def test_class_sizes_treat_a_withheld_value_as_any_value():
+def test_a_withheld_value_is_a_value_of_its_own_when_classes_are_counted():
     codes = np.array([[0, 0], [0, -1], [0, -1], [1, -1], [-1, -1]])
-    # [0,0]: itself, the two [0,-] and [-,-]; [0,-]: the two [0,-] and [-,-]; [1,-]: itself and [-,-].
-    assert class_sizes(codes).tolist() == [4, 3, 3, 2, 1]
+    # A blank matches only a blank: a few fully withheld records cannot cover a unique record.
+    assert class_sizes(codes).tolist() == [1, 2, 2, 1, 1]
 
 
 def test_the_importance_order_decides_what_is_given_up():
-    data = roster()
+    data = roster(600)
     _, default = protect_extract(data, quasi=QUASI, k=10, key=b"r")
     assert default.fields["race_ethnicity"].withheld > default.fields["grade"].withheld
     _, grade_first = protect_extract(data, quasi=QUASI, k=10, key=b"r", suppression_order=["grade", "school", "gender", "race_ethnicity"])

@@ -130,6 +130,17 @@ def smallest_candidate_sets(released: pd.DataFrame, targets: pd.DataFrame) -> np
     return np.array([compatible(values, t).sum() for t in targets[columns].to_numpy(dtype=str)])
 
 
+def people_per_record(released: pd.DataFrame, people: pd.DataFrame) -> np.ndarray:
+    """For each released record, how many students (true values, everyone in the cohort) it could be."""
+    columns = list(released.columns)
+    truth = people[columns].to_numpy(dtype=str)
+    out = []
+    for row in released.to_numpy(dtype=str):
+        withheld = np.isin(row, list(WITHHELD))
+        out.append(int(((truth == row) | withheld).all(axis=1).sum()))
+    return np.array(out)
+
+
 def blank_inference(released: pd.DataFrame, domains: dict[str, list[str]], samples: int = 400) -> int:
     """The fewest records a suppressed record hides among, over every value its blanks could hold."""
     values = released.to_numpy(dtype=str)
@@ -286,21 +297,22 @@ def test_no_student_stands_out_over_every_attribute_of_every_year(research):
     years = sorted(truth)
     columns = attributes(released)
     assert {"english_learner", "gender", "grade"} <= set(columns)
-    ids = fingerprint_ids(released, truth)
-    if released["student_id"].duplicated().any():
-        record = joined(released, "student_id", columns, years)
+    if released["student_id"].duplicated().any():  # one pseudonym across years: attack the joined record
+        records = [joined(released, "student_id", columns, years)]
         target_rows = pd.concat([truth_in_release_coding(truth[y], columns, y) for y in years])
-        targets = joined(target_rows, "student_id", columns, years)
-        released_students = {sid for sid in ids if sid is not None}
-        targets = targets[targets.index.isin(released_students)]
-        sizes = smallest_candidate_sets(record, targets)
+        people = [joined(target_rows, "student_id", columns, years)]
     else:
-        sizes = np.concatenate([
-            smallest_candidate_sets(released.loc[released["school_year"] == y, columns],
-                                    truth_in_release_coding(truth[y], columns, y)) for y in years])
-        sizes = sizes[sizes > 0]
-    assert len(sizes) > 250
-    assert sizes.min() >= k_of(ctx), f"{int((sizes < k_of(ctx)).sum())} students have fewer than k candidate records"
+        records = [released.loc[released["school_year"] == y, columns] for y in years]
+        people = [truth_in_release_coding(truth[y], columns, y) for y in years]
+    k = k_of(ctx)
+    for record, everyone in zip(records, people):
+        # The attacker knows every student of the cohort: who could be behind each record?
+        behind = people_per_record(record, everyone)
+        assert behind.min() >= k, f"{int((behind < k).sum())} records could be fewer than k students"
+        # And which records could be a given student? (The demo extract removes nobody.)
+        sizes = smallest_candidate_sets(record, everyone)
+        assert len(sizes) > 250
+        assert sizes.min() >= k, f"{int((sizes < k).sum())} students have fewer than k candidate records"
 
 
 # -- random districts through the core ---------------------------------------------------------
@@ -351,6 +363,9 @@ def test_random_districts_give_the_attacker_nothing(seed, students, years, k):
     targets = joined(kept, "student_id", quasi, year_list)
     if len(targets):
         assert smallest_candidate_sets(record, targets).min() >= k
+    everyone = joined(truth, "student_id", quasi, year_list)
+    if len(record):
+        assert people_per_record(record, everyone).min() >= k
     for column in PER_STUDENT:
         per_student = released.groupby("student_id")[column].nunique()
         assert (per_student <= 1).all(), f"{column} differs between the years of one student"

@@ -10,21 +10,23 @@ them. So the check runs on the *joined record*: for every quasi-identifier, its 
 year (a field that never changes for a student, such as gender, is one value), and which years
 the student is in at all.
 
-Withheld values ("Not reported") are judged as an attacker reads them. A record r with withheld
-fields B is safe when at least k records (r included) are withheld on every field of B and agree
-with r, or are withheld, on every other field. Then whatever value r's blanks hide, and whatever
-a recipient knows about the student, the student is one of at least k records: a blank that only
-ever hides a rare value (gender X) is never left standing alone, because the records withheld
-alongside it must number k. Withholding a value of one record never shrinks another record's
-class (the other record needs only agreement or a blank), which is what lets the algorithm pull
-in extra records to make a group of blanks big enough.
+Withheld values ("Not reported") are judged as what they are: a blank pattern is part of what a
+record shows. Every record must show exactly what at least k-1 other records show (the same
+values, the same blanks). Then a recipient who knows everything about a student's
+quasi-identifiers, and even who else is in the extract, finds at least k records the student could
+be, and every record could be any of at least k students; a blank that would only ever hide a rare
+value (gender X) is never left standing alone, because k records must show the same blank, and
+the rare value is generalized together with others into "Not reported". (Counting a blank as
+matching any value, as sdcMicro does, lets two blanks among hundreds pass, and lets a few fully
+blank records "cover" a record whose shown values are unique among the students.)
 
-Local suppression, greedy: records below k are grouped by what they show; for each group every
-field it still shows is tried, the cost being the values withheld (the group's own, plus the
-fewest extra records needed to bring the new group of blanks to k), each weighted by the field's
-importance; the cheapest is applied. Where no single field can do it, the least important field
-is given up and the loop goes on. A record is removed only when the whole extract has fewer than
-k records that share its years (the years a student is in cannot be withheld).
+Local suppression, greedy: classes below k are taken biggest first; for each, every field it still
+shows is tried (and none): withhold it in the class, and make the fewest other records show the
+same by withholding in them too, each value withheld weighted by its field's importance; records
+are taken from other classes only as far as those stay at k. The cheapest option is applied; where
+none reaches k, the least important field is given up and the loop goes on. A record is removed
+only when fewer than k students share the years it is in (those cannot be withheld). A last pass
+shows again every withheld value that is not needed.
 
 Order carries nothing: pseudonyms are "Student 1..N" numbered by HMAC-SHA256(key, ID), the key
 being the release's own, and rows are written in pseudonym order; which of several equally cheap
@@ -285,60 +287,39 @@ def _joined_record(data, quasi, row_student, row_year, n_students, n_years):
 
 
 def class_sizes(codes: np.ndarray) -> np.ndarray:
-    """For each record, the records withheld wherever it is withheld and agreeing (or withheld) elsewhere.
-
-    Records are grouped by which cells they withhold. For a record of pattern P, only records of a
-    pattern Q containing P count, and they must agree with it on the cells Q shows.
-    """
-    n = len(codes)
-    if n == 0:
+    """For each record, how many records show exactly what it shows (the same values, the same blanks)."""
+    if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
-    blank = codes == _SUPPRESSED
-    patterns, pattern_of = np.unique(blank, axis=0, return_inverse=True)
-    pattern_of = pattern_of.ravel()
-    sizes = np.zeros(n, dtype=np.int64)
-    for p, mine in enumerate(patterns):
-        rows = np.flatnonzero(pattern_of == p)
-        for q, theirs in enumerate(patterns):
-            if (mine & ~theirs).any():
-                continue
-            others = np.flatnonzero(pattern_of == q)
-            shown = ~theirs
-            if not shown.any():
-                sizes[rows] += len(others)
-                continue
-            keys, inverse = np.unique(np.vstack([codes[others][:, shown], codes[rows][:, shown]]), axis=0, return_inverse=True)
-            inverse = inverse.ravel()
-            counts = np.bincount(inverse[: len(others)], minlength=len(keys))
-            sizes[rows] += counts[inverse[len(others):]]
-    return sizes
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    return counts[inverse.ravel()]
 
 
 def suppress_to_k(codes: np.ndarray, blankable: np.ndarray, weights: np.ndarray, k: int,
                   tie_break: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Withhold cells until every record's class has k records; returns (codes, removed)."""
+    """Withhold cells until every record shows what at least k-1 others show; returns (codes, removed)."""
+    original = codes
     codes = codes.copy()
     n, m = codes.shape
     weights = np.concatenate([weights, np.zeros(m - len(weights))])
     tie_break = np.arange(n) if tie_break is None else np.asarray(tie_break)
     removed = np.zeros(n, dtype=bool)
     give_up = [j for j in np.argsort(weights, kind="stable") if blankable[:, j].any()]
-    # Every round withholds at least one more cell or removes a group, so the loop ends.
+    # Every round withholds at least one more cell or removes a class, so the loop ends.
     while True:
         active = np.flatnonzero(~removed)
         sizes = np.full(n, k, dtype=np.int64)
         sizes[active] = class_sizes(codes[active])
-        unsafe = np.flatnonzero(~removed & (sizes < k))
-        if not len(unsafe):
+        small = np.flatnonzero(~removed & (sizes < k))
+        if not len(small):
             break
-        groups, group_of = np.unique(codes[unsafe], axis=0, return_inverse=True)
+        groups, group_of = np.unique(codes[small], axis=0, return_inverse=True)
         group_of = group_of.ravel()
-        urgency = np.argsort([sizes[unsafe[group_of == g]].min() for g in range(len(groups))], kind="stable")
-        for g in urgency:
-            members = unsafe[group_of == g]
-            vector = codes[members[0]]
-            if _class_mask(codes, removed, vector).sum() >= k:
-                continue  # pulled up by an earlier group this round
+        # Biggest small classes first: they need the fewest extra records and others can join them.
+        for g in np.argsort([-(group_of == g).sum() for g in range(len(groups))], kind="stable"):
+            vector = groups[g]
+            members = np.flatnonzero(~removed & (codes == vector).all(axis=1))
+            if len(members) == 0 or len(members) >= k:
+                continue  # emptied or filled by an earlier class this round
             move = _cheapest_move(codes, blankable, removed, weights, k, members, vector, tie_break)
             if move is not None:
                 column, donors, donor_columns = move
@@ -350,49 +331,113 @@ def suppress_to_k(codes: np.ndarray, blankable: np.ndarray, weights: np.ndarray,
             candidates = [j for j in give_up if vector[j] >= 0 and blankable[members, j].all()]
             if candidates:
                 codes[members, candidates[0]] = _SUPPRESSED
-            else:
+            elif not _merge_whole_classes(codes, blankable, removed, k, members, vector):
                 removed[members] = True
-    return codes, removed
+    return _restore(original, codes, removed, weights, k, tie_break), removed
 
 
-def _class_mask(codes, removed, vector) -> np.ndarray:
+def _merge_whole_classes(codes, blankable, removed, k, members, vector) -> bool:
+    """A class with nothing left to withhold takes in whole other classes (smallest first) of the
+    records that can be made to show the same; False when there are not enough of them."""
     hidden = vector == _SUPPRESSED
-    agree = (codes[:, ~hidden] == vector[~hidden]) | (codes[:, ~hidden] == _SUPPRESSED)
-    return ~removed & (codes[:, hidden] == _SUPPRESSED).all(axis=1) & agree.all(axis=1)
+    fits = ~removed & (codes[:, ~hidden] == vector[~hidden]).all(axis=1)
+    fits &= ~((hidden[None, :] & (codes != _SUPPRESSED)) & ~blankable).any(axis=1)
+    fits[members] = False
+    if fits.sum() + len(members) < k:
+        return False
+    classes, class_of, sizes = np.unique(codes[fits], axis=0, return_inverse=True, return_counts=True)
+    pool = np.flatnonzero(fits)
+    taken = len(members)
+    for c in np.argsort(sizes, kind="stable"):
+        rows = pool[class_of.ravel() == c]
+        codes[np.ix_(rows, np.flatnonzero(hidden))] = _SUPPRESSED
+        taken += len(rows)
+        if taken >= k:
+            return True
+    return True
 
 
 def _cheapest_move(codes, blankable, removed, weights, k, members, vector, tie_break):
-    """The field whose withholding (plus the fewest extra records) brings the group to k, cheapest first."""
-    best = None
+    """The cheapest way to bring a small class to k: withhold one more field in it (or none), and
+    withhold in the fewest other records what makes them show the same; each value withheld costs
+    its field's weight. Records are taken from classes only as far as those stay at k (or empty)."""
+    active = ~removed
+    sizes = np.zeros(len(codes), dtype=np.int64)
+    keys, inverse, counts = np.unique(codes[active], axis=0, return_inverse=True, return_counts=True)
+    class_of = np.full(len(codes), -1)
+    class_of[active] = inverse.ravel()
+    sizes[active] = counts[inverse.ravel()]
     is_member = np.zeros(len(codes), dtype=bool)
     is_member[members] = True
-    # None: keep what the group shows and pull other records into its class instead.
+    best = None
     options = [None, *np.flatnonzero((vector >= 0) & blankable[members].all(axis=0))]
     for column in options:
         target = vector.copy()
         if column is not None:
             target[column] = _SUPPRESSED
         hidden = target == _SUPPRESSED
-        agree = ((codes[:, ~hidden] == target[~hidden]) | (codes[:, ~hidden] == _SUPPRESSED)).all(axis=1) & ~removed
-        already = agree & (codes[:, hidden] == _SUPPRESSED).all(axis=1)
-        need = k - int(already.sum()) - (len(members) if column is not None else 0)
+        same = active & (codes == target).all(axis=1)
+        need = k - int(same.sum()) - (len(members) if column is not None else 0)
         cost = len(members) * weights[column] if column is not None else 0.0
         donors: list[int] = []
         donor_columns: list[np.ndarray] = []
         if need > 0:
-            pool = np.flatnonzero(agree & ~already & ~is_member)
+            # Records that become `target` by withholding only: they show target's values where it
+            # shows them, and nothing is shown by target that they withhold.
+            fits = active & ~same & ~is_member & (codes[:, ~hidden] == target[~hidden]).all(axis=1)
+            to_hide = hidden[None, :] & (codes != _SUPPRESSED)
+            fits &= ~(to_hide & ~blankable).any(axis=1)
+            pool = np.flatnonzero(fits)
             if len(pool) < need:
                 continue
-            to_hide = hidden[None, :] & (codes[pool] != _SUPPRESSED)
-            feasible = ~(to_hide & ~blankable[pool]).any(axis=1)
-            pool, to_hide = pool[feasible], to_hide[feasible]
-            if len(pool) < need:
+            pool_cost = (to_hide[pool] * weights).sum(axis=1)
+            spare = {c: (sizes_c - k if sizes_c >= k else sizes_c) for c, sizes_c in
+                     zip(np.unique(class_of[pool]), [counts[c] for c in np.unique(class_of[pool])])}
+            chosen = []
+            for index in np.lexsort((tie_break[pool], pool_cost)):
+                record_class = class_of[pool[index]]
+                if spare[record_class] > 0:
+                    spare[record_class] -= 1
+                    chosen.append(index)
+                    if len(chosen) == need:
+                        break
+            if len(chosen) < need:
                 continue
-            pool_cost = (to_hide * weights).sum(axis=1)
-            chosen = np.lexsort((tie_break[pool], pool_cost))[:need]
+            # A small class left with fewer members than before is no worse off: it was small already.
+            chosen = np.array(chosen)
             cost += float(pool_cost[chosen].sum())
             donors = list(pool[chosen])
-            donor_columns = [np.flatnonzero(row) for row in to_hide[chosen]]
+            donor_columns = [np.flatnonzero(to_hide[pool[c]]) for c in chosen]
         if best is None or cost < best[0]:
             best = (cost, column, donors, donor_columns)
     return None if best is None else best[1:]
+
+
+def _restore(original: np.ndarray, codes: np.ndarray, removed: np.ndarray, weights: np.ndarray, k: int,
+             tie_break: np.ndarray) -> np.ndarray:
+    """Show again every withheld value whose return leaves every class at k or more (or empty).
+
+    The greedy withholds whole classes and pulls in extra records; some of those values turn out
+    not to be needed once the other classes have settled. Returning a value moves one record from
+    its class to another, so only those two class sizes change. Most important fields are tried
+    first; ties in the release's keyed order.
+    """
+    codes = codes.copy()
+    active = ~removed
+    counts: dict[bytes, int] = {}
+    for row in codes[active]:
+        counts[row.tobytes()] = counts.get(row.tobytes(), 0) + 1
+    cells = np.argwhere((codes == _SUPPRESSED) & active[:, None])
+    order = np.lexsort((tie_break[cells[:, 0]], -weights[cells[:, 1]]))
+    for i, j in cells[order]:
+        before = codes[i].tobytes()
+        after_row = codes[i].copy()
+        after_row[j] = original[i, j]
+        after = after_row.tobytes()
+        left = counts[before] - 1
+        joined = counts.get(after, 0) + 1
+        if (left == 0 or left >= k) and joined >= k:
+            codes[i] = after_row
+            counts[before] = left
+            counts[after] = joined
+    return codes
