@@ -184,12 +184,12 @@ def _generalize(rows: pd.DataFrame, field_name: str, how: str, con, year: str) -
         full_year = _year_days(con, year)
         rows.insert(rows.columns.get_loc("days_enrolled"), "enrollment",
                     ["full year" if days >= full_year else "part year" for days in rows["days_enrolled"]])
-        rows.drop(columns="days_enrolled", inplace=True)
+        del rows["days_enrolled"]
         return len(rows)
     if (field_name, how) == ("enrollment_dates", "month"):
         for column in ("first_enrolled", "last_enrolled"):
             rows.insert(rows.columns.get_loc(column), f"{column}_month", rows[column].str[:7])
-            rows.drop(columns=column, inplace=True)
+            del rows[column]
         return 2 * len(rows)
     raise StudentLevelError(f"no generalization {how!r} for {field_name}")
 
