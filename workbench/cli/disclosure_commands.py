@@ -158,7 +158,7 @@ def protect_extract_command(
     linkage_key_file: Path | None,
     out: Path | None,
 ) -> None:
-    """De-identify a student-level extract: keyed pseudonyms, dropped fields, blank-safe k-anonymity."""
+    """De-identify a student-level extract: keyed pseudonyms, dropped fields, k-anonymity with blanks as values."""
     from workbench.disclosure import ExtractError, protect_extract
 
     frame = _read_csv(input_csv)
