@@ -182,7 +182,7 @@ def protect_extract(
     row_student = students.get_indexer(data[id_col])
     years = sorted(pd.unique(years_of))
     row_year = pd.Index(years).get_indexer(years_of)
-    codes, blankable, columns, categories = _joined_record(data, quasi, row_student, row_year, len(students), len(years))
+    codes, blankable, columns, _ = _joined_record(data, quasi, row_student, row_year, len(students), len(years))
     weight_of = {q: 1.0 + rank for rank, q in enumerate(order)}
     weights = np.array([weight_of[q] for q, _ in columns])
     ranks = pseudonym_order(list(students), key)
