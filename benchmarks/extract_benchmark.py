@@ -10,10 +10,10 @@ The peer follows sdcMicro's documented `localSuppression` (no Python package pro
 key variables are given up in importance order, a missing value counts as matching any value when
 frequencies are counted (freqCalc with alpha = 1), and for every record whose frequency is below k
 the value of its least important key variable still shown is suppressed, until every frequency is
-at least k. That frequency counts a blank as matching anything *from the blank record's side*, so
-the peer's output is also measured with the blank-safe class size the workbench guarantees
-(records withheld wherever a record is withheld, and agreeing elsewhere): a record below k there
-is one whose blanks can be read back (a blank that only hides a rare value).
+at least k. That frequency counts a blank as matching anything, so the peer's output is also
+measured the way the workbench counts (a blank is a value of its own: records showing exactly the
+same values and blanks): a record below k there is one a recipient can narrow to fewer than k
+students (a blank that only hides a rare value, or a record unique among the students).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def measure(name: str, data: pd.DataFrame, quasi: list[str], give_up_fields: lis
             "quasi_identifier_values": values, "withheld": withheld,
             "withheld_share": round(withheld / values, 4) if values else 0.0,
             "students_removed": int(removed.sum()),
-            "below_k_blank_safe": int((safe < K).sum()), "below_k_sdcmicro_count": int((forward < K).sum()),
+            "below_k_blanks_as_values": int((safe < K).sum()), "below_k_sdcmicro_count": int((forward < K).sum()),
             "seconds_median": round(statistics.median(times), 3), "runs": repeats,
             "per_field": {q: int(sum(((out[:, j] == -1) & blankable[:, j])[kept].sum() for j, (c, _) in enumerate(columns) if c == q))
                           for q in quasi},
@@ -164,20 +164,20 @@ def main() -> None:
         "",
         "`python benchmarks/extract_benchmark.py` (same joined record and importance order for both methods).",
         "",
-        "| extract | method | students | QI values | withheld | share | removed | below k (blank-safe) | below k (sdcMicro count) | seconds (median) |",
+        "| extract | method | students | QI values | withheld | share | removed | below k (blanks as values) | below k (sdcMicro count) | seconds (median) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['extract']} | {r['method']} | {r['students']} | {r['quasi_identifier_values']} | {r['withheld']} | "
-                     f"{100 * r['withheld_share']:.1f}% | {r['students_removed']} | {r['below_k_blank_safe']} | "
+                     f"{100 * r['withheld_share']:.1f}% | {r['students_removed']} | {r['below_k_blanks_as_values']} | "
                      f"{r['below_k_sdcmicro_count']} | {r['seconds_median']} |")
     lines += ["", "Withheld values per field:", ""]
     for r in rows:
         lines.append(f"- {r['extract']}, {r['method']}: " + ", ".join(f"{q} {n}" for q, n in r["per_field"].items()))
     lines += [
         "",
-        "`below k (blank-safe)`: records whose class, counting only records withheld wherever they are, has fewer",
-        "than k members; a recipient who knows how blanks were chosen can narrow such a record to fewer than k students.",
+        "`below k (blanks as values)`: records that fewer than k records match exactly, blanks included; a recipient",
+        "who knows the students of the cohort can narrow such a record to fewer than k of them.",
         "`below k (sdcMicro count)`: the same with sdcMicro's own frequency (a blank matches anything).",
     ]
     (RESULTS / "extract.md").write_text("\n".join(lines) + "\n")
