@@ -294,10 +294,10 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
 def _named_order(rows: pd.DataFrame, key: bytes) -> pd.DataFrame:
     """Rows by last and first name; rows with equal names (or no names) in the release's keyed order."""
     by = [c for c in ("last_name", "first_name") if c in rows.columns]
-    helpers = {f"_sort_{c}": rows[c].astype(str).str.casefold() for c in by}
-    helpers["_sort_keyed"] = _keyed_order(list(rows["student_id"].astype(str)), key)
-    ordered = rows.assign(**helpers).sort_values(list(helpers), kind="stable")
-    return ordered.drop(columns=list(helpers)).reset_index(drop=True)
+    sort_keys = {f"_sort_{c}": rows[c].astype(str).str.casefold() for c in by}
+    sort_keys["_sort_keyed"] = _keyed_order(list(rows["student_id"].astype(str)), key)
+    ordered = rows.assign(**sort_keys).sort_values(list(sort_keys), kind="stable")
+    return ordered.drop(columns=list(sort_keys)).reset_index(drop=True)
 
 
 def identified_roster(ctx, year: str | None = None) -> StudentFile:
