@@ -1,4 +1,4 @@
-"""De-identified student-level extracts: pseudonyms, dropped fields, k-anonymity by blanking."""
+"""De-identified student-level extracts: keyed pseudonyms, dropped fields, blank-safe k-anonymity."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import hmac
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from workbench.disclosure import ExtractError, match_counts, protect_extract
+from workbench.disclosure import WITHHELD, ExtractError, class_sizes, protect_extract
+from workbench.disclosure.extract import pseudonym_order
 
 QUASI = ["school", "grade", "gender", "race_ethnicity"]
 
@@ -29,61 +32,113 @@ def roster(n: int = 300, seed: int = 3) -> pd.DataFrame:
     )
 
 
-def test_every_record_matches_at_least_k_and_none_is_dropped():
+def blank_safe_sizes(frame: pd.DataFrame, quasi: list[str]) -> np.ndarray:
+    """Pairwise, the slow obvious way: how many records show exactly what a record shows, blanks included."""
+    values = frame[quasi].to_numpy(dtype=str)
+    return np.array([int((values == row).all(axis=1).sum()) for row in values])
+
+
+def test_every_record_is_in_a_blank_safe_class_of_k_and_none_is_dropped():
     data = roster()
-    out, report = protect_extract(data, quasi=QUASI, k=10, drop=["low_income"], seed=1)
-    assert len(out) == len(data)
-    assert (match_counts(out, QUASI) >= 10).all()
+    out, report = protect_extract(data, quasi=QUASI, k=10, drop=["low_income"], key=b"r1")
+    assert len(out) == len(data) and report.students_removed == 0
+    assert blank_safe_sizes(out, QUASI).min() >= 10
+    assert report.smallest_class >= 10
     assert "low_income" not in out.columns
-    assert report.records_changed > 0 and report.records_below_k == 0
+    assert report.withheld == sum((out[q] == WITHHELD).sum() for q in QUASI) > 0
 
 
-def test_no_input_id_survives_and_pseudonyms_are_numbered():
+def test_a_rare_value_is_withheld_together_with_enough_other_records():
+    # Two X students among forty: withholding only their gender would mean "Not reported" = X.
+    data = pd.DataFrame({
+        "student_id": [f"{i:03d}" for i in range(40)],
+        "grade": ["K"] * 40,
+        "gender": ["X", "X"] + ["F", "M"] * 19,
+    })
+    out, report = protect_extract(data, quasi=["grade", "gender"], k=5, key=b"r")
+    assert (out["gender"] == WITHHELD).sum() >= 5
+    assert report.fields["gender"].withheld >= 5 and report.fields["grade"].withheld == 0
+
+
+def test_a_withheld_value_is_a_value_of_its_own_when_classes_are_counted():
+    codes = np.array([[0, 0], [0, -1], [0, -1], [1, -1], [-1, -1]])
+    # A blank matches only a blank: a few fully withheld records cannot cover a unique record.
+    assert class_sizes(codes).tolist() == [1, 2, 2, 1, 1]
+
+
+def test_the_importance_order_decides_what_is_given_up():
+    data = roster(600)
+    _, default = protect_extract(data, quasi=QUASI, k=10, key=b"r")
+    assert default.fields["race_ethnicity"].withheld > default.fields["grade"].withheld
+    _, grade_first = protect_extract(data, quasi=QUASI, k=10, key=b"r", suppression_order=["grade", "school", "gender", "race_ethnicity"])
+    assert grade_first.fields["grade"].withheld > default.fields["grade"].withheld
+    assert grade_first.fields["race_ethnicity"].withheld < default.fields["race_ethnicity"].withheld
+
+
+def test_years_of_one_student_share_a_pseudonym_and_never_disagree_on_fixed_fields():
+    data = roster(200)
+    years = pd.concat([data.assign(school_year="2024-2025"), data.sample(150, random_state=1).assign(school_year="2025-2026")])
+    out, report = protect_extract(years, year_col="school_year", quasi=QUASI, k=10, key=b"r")
+    assert len(out) == len(years) - report.rows_removed
+    per_student = out.groupby("student_id")
+    assert per_student["school_year"].nunique().max() == 2
+    for column in ("gender", "race_ethnicity"):
+        assert per_student[column].nunique().max() == 1
+    # Rows come in pseudonym order, a student's years together.
+    numbers = out["student_id"].str.removeprefix("Student ").astype(int)
+    assert numbers.is_monotonic_increasing
+
+
+def test_pseudonyms_follow_the_release_key_and_nothing_else():
     data = roster()
-    out, _ = protect_extract(data, k=5, seed=7)
-    ids = set(data["student_id"])
-    assert not ids & set(out.astype(str).to_numpy().ravel())
+    out, _ = protect_extract(data, k=5, key=b"release one")
+    expected = pseudonym_order(list(data["student_id"]), b"release one")
     assert sorted(out["student_id"], key=lambda s: int(s.split()[1])) == [f"Student {i}" for i in range(1, len(data) + 1)]
-    again, _ = protect_extract(data, k=5, seed=7)
-    assert again["student_id"].tolist() == out["student_id"].tolist()
-    other, _ = protect_extract(data, k=5, seed=8)
-    assert other["student_id"].tolist() != out["student_id"].tolist()
-
-
-def test_race_is_given_up_before_grade():
-    data = roster()
-    out, report = protect_extract(data, k=10, seed=1)
-    assert report.blanked["race_ethnicity"] > 0
-    assert report.blanked["race_ethnicity"] >= report.blanked["grade"]
-    # A record only loses its grade when blanking race (and the rest) was not enough.
-    lost_grade = out["grade"] == ""
-    assert (out.loc[lost_grade, "race_ethnicity"] == "").all()
-    custom, custom_report = protect_extract(data, k=10, seed=1, suppression_order=["grade", "race_ethnicity"])
-    assert custom_report.blanked["grade"] > 0
-
-
-def test_a_blank_matches_anything():
-    frame = pd.DataFrame({"a": ["x", "x", "", "y"], "b": ["p", "q", "p", ""]})
-    # x,p matches itself and _,p; _,p matches x,p, itself and y,_ (both blank where they differ).
-    assert match_counts(frame, ["a", "b"]).tolist() == [2, 1, 3, 2]
+    by_id = dict(zip(data["student_id"], expected))
+    digest = {sid: hmac.new(b"release one", sid.encode(), hashlib.sha256).digest() for sid in data["student_id"]}
+    assert sorted(data["student_id"], key=digest.get) == sorted(data["student_id"], key=by_id.get)
+    again, _ = protect_extract(data, k=5, key=b"release one")
+    assert again.equals(out)
+    other, _ = protect_extract(data, k=5, key=b"release two")
+    assert other["attendance_rate"].tolist() != out["attendance_rate"].tolist()  # another student is Student 1
+    assert not set(data["student_id"]) & set(out.astype(str).to_numpy().ravel())
 
 
 def test_linkage_token_is_the_keyed_hmac_of_the_id():
     data = roster(40)
-    out, report = protect_extract(data, k=3, seed=2, linkage_key=b"district-secret")
-    expected = [hmac.new(b"district-secret", v.encode(), hashlib.sha256).hexdigest() for v in data["student_id"]]
-    assert out["linkage_token"].tolist() == expected
+    out, report = protect_extract(data, k=3, key=b"r", linkage_key=b"district-secret")
+    expected = {hmac.new(b"district-secret", v.encode(), hashlib.sha256).hexdigest() for v in data["student_id"]}
+    assert set(out["linkage_token"]) == expected
     assert report.linkage
-    plain, _ = protect_extract(data, k=3, seed=2)
+    plain, _ = protect_extract(data, k=3, key=b"r")
     assert "linkage_token" not in plain.columns
 
 
-def test_fewer_records_than_k_are_kept_and_reported():
+def test_fewer_records_than_k_are_removed_and_counted():
     data = roster(6)
-    out, report = protect_extract(data, k=10, seed=1)
-    assert len(out) == 6
-    assert report.records_below_k == 6
-    assert (out[QUASI] == "").all().all()
+    out, report = protect_extract(data, k=10, key=b"r")
+    assert len(out) == 0
+    assert report.students_removed == 6 and report.as_dict()["students_removed"] == 6
+
+
+def test_a_student_in_a_rare_set_of_years_is_removed_not_exposed():
+    data = roster(60)
+    two_years = pd.concat([data.assign(school_year="2024-2025"), data.assign(school_year="2025-2026")], ignore_index=True)
+    leaver = two_years[(two_years["student_id"] == data["student_id"].iloc[0]) & (two_years["school_year"] == "2025-2026")]
+    two_years = two_years.drop(index=leaver.index).reset_index(drop=True)
+    out, report = protect_extract(two_years, year_col="school_year", quasi=QUASI, k=5, key=b"r")
+    assert report.students_removed == 1 and report.rows_removed == 1
+    assert out.groupby("student_id")["school_year"].nunique().min() == 2
+
+
+def test_the_report_holds_counts_only():
+    data = roster()
+    _, report = protect_extract(data, quasi=QUASI, k=10, key=b"r")
+    summary = report.as_dict()
+    flat = str(summary)
+    assert not any(sid in flat for sid in data["student_id"])
+    assert set(summary["fields"]) == set(QUASI)
+    assert summary["values_withheld"] == sum(f["withheld"] for f in summary["fields"].values())
 
 
 def test_bad_requests_are_rejected():
@@ -93,3 +148,18 @@ def test_bad_requests_are_rejected():
     dup = pd.concat([data, data.iloc[:1]])
     with pytest.raises(ExtractError, match="duplicate IDs"):
         protect_extract(dup, k=3)
+    with pytest.raises(ExtractError, match="not quasi-identifiers"):
+        protect_extract(data, k=3, suppression_order=["zip"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 80), k=st.integers(1, 8), seed=st.integers(0, 1000), columns=st.integers(1, 4))
+def test_random_extracts_always_reach_k_in_blank_safe_classes(n, k, seed, columns):
+    data = roster(n, seed)
+    quasi = QUASI[:columns]
+    out, report = protect_extract(data, quasi=quasi, k=k, key=b"p")
+    assert len(out) + report.students_removed == n
+    if len(out):
+        assert blank_safe_sizes(out, quasi).min() >= k
+    # Removal happens only when the extract itself is too small.
+    assert report.students_removed == (n if n < k else 0)

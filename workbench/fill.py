@@ -237,6 +237,7 @@ def fill(
     decision = plan.decision
     rule = policy.small_group_rule()
     tables: dict = {}
+    student_files: dict = {}
     with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
         if plan.template is None:
             (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
@@ -250,7 +251,9 @@ def fill(
             _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel)
             protection = staging / "protection.json"
             if protection.exists():
-                tables = json.loads(protection.read_text()).get("tables", {})
+                recorded = json.loads(protection.read_text())
+                tables = recorded.get("tables", {})
+                student_files = recorded.get("student_files", {})
                 protection.unlink()
             unsafe = [name for name, t in tables.items() if not t.get("audit_safe", False)]
             if unsafe:
@@ -262,6 +265,8 @@ def fill(
         if not check.passed:
             raise FillError(check.summary())
         manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
+        if student_files:
+            manifest["extract_report"] = student_files  # what the k-anonymity step did, in counts
         pending = None
         if ledger is not None and plan.template is not None:
             from workbench.ledger import published_groups

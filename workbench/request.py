@@ -167,6 +167,9 @@ class DataRequest(_Strict):
     measures: tuple[str, ...] = ()
     breakdowns: tuple[str, ...] = ()
     fields: tuple[StudentField, ...] = ()
+    # De-identified requests: the fields the study needs most, most important first; where a
+    # value must be withheld, the disclosure step gives up the fields not named here first.
+    priority: tuple[StudentField, ...] = ()
     exception: ExceptionKind | None = None
     notes: str | None = None
     # The policy pack the request is decided under (a name in data/policies or a path), written
@@ -246,7 +249,10 @@ class DataRequest(_Strict):
                 raise ValueError(f"fields: a {self.level} request lists the per-student fields it wants")
             if self.measures or self.breakdowns:
                 raise ValueError(f"measures/breakdowns: a {self.level} request asks for per-student fields instead")
-        for name in ("measures", "breakdowns", "fields"):
+        stray = [f for f in self.priority if f not in self.fields]
+        if stray:
+            raise ValueError(f"priority: {', '.join(stray)} not among the fields asked for")
+        for name in ("measures", "breakdowns", "fields", "priority"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}: an entry is listed twice")

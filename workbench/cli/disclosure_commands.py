@@ -140,6 +140,7 @@ def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     default=None,
     help="Quasi-identifiers in the order they are given up (default: race_ethnicity,gender,school,grade).",
 )
+@click.option("--year-col", default=None, help="Column with the school year, when the input has a row per student and year.")
 @click.option("--seed", type=int, default=None, help="Seed for the pseudonym order (default: fresh randomness).")
 @click.option(
     "--linkage-key-file",
@@ -155,11 +156,12 @@ def protect_extract_command(
     k: int,
     drop: str,
     suppress_order: str | None,
+    year_col: str | None,
     seed: int | None,
     linkage_key_file: Path | None,
     out: Path | None,
 ) -> None:
-    """De-identify a student-level extract: pseudonyms, dropped fields, k-anonymity by blanking."""
+    """De-identify a student-level extract: keyed pseudonyms, dropped fields, k-anonymity with blanks as values."""
     from workbench.disclosure import ExtractError, protect_extract
 
     frame = _read_csv(input_csv)
@@ -172,11 +174,12 @@ def protect_extract_command(
         extract, report = protect_extract(
             frame,
             id_col=id_col,
+            year_col=year_col,
             quasi=_split(quasi),
             k=k,
             drop=_split(drop),
             suppression_order=_split(suppress_order) if suppress_order else None,
-            seed=seed,
+            key=None if seed is None else f"seed:{seed}".encode(),
             linkage_key=key,
         )
     except ExtractError as exc:

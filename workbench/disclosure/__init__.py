@@ -8,7 +8,7 @@ See docs/disclosure.md for the method, the guarantees and the parameters.
 """
 
 from workbench.disclosure.audit import AuditError, AuditResult
-from workbench.disclosure.extract import ExtractError, ExtractReport, match_counts, protect_extract
+from workbench.disclosure.extract import WITHHELD, ExtractError, ExtractReport, class_sizes, protect_extract
 from workbench.disclosure.percentages import code_percentage, code_percentages, round_counts, round_to_base
 from workbench.disclosure.protect import ProtectionResult, protect_tables
 from workbench.disclosure.published import PublishedAudit, audit_published_table
@@ -18,6 +18,7 @@ from workbench.disclosure.table import TOTAL, CellSpace, CountTable, TableInputE
 __all__ = [
     "NCES_PERCENT_TIERS",
     "TOTAL",
+    "WITHHELD",
     "AuditError",
     "AuditResult",
     "CellSpace",
@@ -32,7 +33,7 @@ __all__ = [
     "audit_published_table",
     "code_percentage",
     "code_percentages",
-    "match_counts",
+    "class_sizes",
     "protect_extract",
     "protect_tables",
     "round_counts",

@@ -1,39 +1,58 @@
-"""De-identified student-level extracts: pseudonyms, dropped fields, k-anonymity by local suppression.
+"""De-identified student-level extracts: keyed pseudonyms, one record per student over all years,
+k-anonymity that holds whatever a withheld value hides.
 
-    protect_extract(frame, id_col="student_id", quasi=(...), k=10) -> (extract, ExtractReport)
+    protect_extract(frame, id_col="student_id", year_col="school_year", quasi=(...), k=10, key=b"...")
+        -> (extract, ExtractReport)
 
-* The ID column's values become "Student 1", "Student 2", ... assigned in a random order (a
-  seeded generator when reproducibility is wanted), so the numbering carries nothing of the IDs
-  or of the input order.
-* With a linkage key (held by the district; only where the agreement allows re-linking), a
-  `linkage_token` column holds HMAC-SHA256(key, ID) in hex: the district can recompute it from
-  its IDs, a recipient without the key cannot invert it.
-* Fields that may be released only in aggregate (e.g. low_income) are removed.
-* k-anonymity over the quasi-identifiers by local suppression: a value is blanked in the records
-  that need it, giving up the least important quasi-identifier first. A blank matches any value,
-  so a record's matches are the records that agree with it on every quasi-identifier where both
-  are non-blank. Every record ends with at least k matches (itself included), or, when the whole
-  extract has fewer than k records, with every quasi-identifier blank (reported). No record is
-  dropped.
+The unit of protection is the student, not the row. A multi-year extract is one release: each
+student's rows (one per school year) share one pseudonym, and the attacker is assumed to join
+them. So the check runs on the *joined record*: for every quasi-identifier, its value in each
+year (a field that never changes for a student, such as gender, is one value), and which years
+the student is in at all.
+
+Withheld values ("Not reported") are judged as what they are: a blank pattern is part of what a
+record shows. Every record must show exactly what at least k-1 other records show (the same
+values, the same blanks). Then a recipient who knows everything about a student's
+quasi-identifiers, and even who else is in the extract, finds at least k records the student could
+be, and every record could be any of at least k students; a blank that would only ever hide a rare
+value (gender X) is never left standing alone, because k records must show the same blank, and
+the rare value is generalized together with others into "Not reported". (Counting a blank as
+matching any value, as sdcMicro does, lets two blanks among hundreds pass, and lets a few fully
+blank records "cover" a record whose shown values are unique among the students.)
+
+Local suppression, greedy: classes below k are taken biggest first; for each, every field it still
+shows is tried (and none): withhold it in the class, and make the fewest other records show the
+same by withholding in them too, each value withheld weighted by its field's importance; records
+are taken from other classes only as far as those stay at k. The cheapest option is applied; where
+none reaches k, the least important field is given up and the loop goes on. A record is removed
+only when fewer than k students share the years it is in (those cannot be withheld). A last pass
+shows again every withheld value that is not needed.
+
+Order carries nothing: pseudonyms are "Student 1..N" numbered by HMAC-SHA256(key, ID), the key
+being the release's own, and rows are written in pseudonym order; which of several equally cheap
+records is withheld is decided by the same keyed order, so a recipient cannot tell a record
+withheld for its own sake from one withheld to hide another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 import pandas as pd
+
 from workbench.errors import InputError
 
-BLANK = ""
+WITHHELD = "Not reported"
 DEFAULT_QUASI = ("school", "grade", "gender", "race_ethnicity")
-# Given up first to last: race/ethnicity is the rarest combination driver; grade is the most
-# useful field for most research questions and is kept longest.
+# Given up first to last when neither the pack nor the request orders them.
 DEFAULT_SUPPRESSION_ORDER = ("race_ethnicity", "gender", "school", "grade")
+_SUPPRESSED = -1  # code of a withheld cell
+_ABSENT = -2  # code of a year the student is not in: shown, never withheld
 
 
 class ExtractError(InputError):
@@ -41,78 +60,158 @@ class ExtractError(InputError):
 
 
 @dataclass
+class FieldLoss:
+    """What protection did to one quasi-identifier, in counts only."""
+
+    values: int = 0  # values released before protection (rows where the field is present)
+    withheld: int = 0  # of those, written as "Not reported"
+    generalized: int = 0  # values coarsened before the check (set by the caller that coarsened them)
+
+
+@dataclass
 class ExtractReport:
-    records: int
+    students: int
+    rows: int
     k: int
     dropped_columns: list[str]
-    blanked: dict[str, int] = field(default_factory=dict)  # quasi-identifier -> values blanked
-    records_changed: int = 0
-    records_below_k: int = 0  # only when the extract itself has fewer than k records
-    ids_found_elsewhere: int = 0  # values equal to an input ID found (and blanked) in other columns
+    fields: dict[str, FieldLoss] = field(default_factory=dict)
+    students_removed: int = 0
+    rows_removed: int = 0
+    smallest_class: int = 0
+    years: list[str] = field(default_factory=list)
+    ids_found_elsewhere: int = 0
     linkage: bool = False
 
+    @property
+    def withheld(self) -> int:
+        return sum(f.withheld for f in self.fields.values())
+
+    @property
+    def values(self) -> int:
+        return sum(f.values for f in self.fields.values())
+
+    def as_dict(self) -> dict:
+        """Counts only: what the manifest records about the extract."""
+        return {
+            "k": self.k,
+            "students": self.students,
+            "rows": self.rows,
+            "years": list(self.years),
+            "students_removed": self.students_removed,
+            "rows_removed": self.rows_removed,
+            "smallest_class": self.smallest_class,
+            "quasi_identifier_values": self.values,
+            "values_withheld": self.withheld,
+            "fields": {name: {"values": f.values, "withheld": f.withheld, "generalized": f.generalized}
+                       for name, f in self.fields.items()},
+            "dropped_columns": list(self.dropped_columns),
+            "ids_found_elsewhere": self.ids_found_elsewhere,
+            "linkage_token": self.linkage,
+        }
+
     def lines(self) -> list[str]:
-        out = [f"{self.records} records kept (none dropped); pseudonyms replace the IDs"]
+        kept = self.students - self.students_removed
+        out = [f"{kept} students in {self.rows - self.rows_removed} rows; pseudonyms replace the IDs, one per student across years"]
+        if self.students_removed:
+            out.append(f"{self.students_removed} students removed ({self.rows_removed} rows): fewer than {self.k} students share the years they are in")
         if self.linkage:
             out.append("linkage_token: HMAC-SHA256 of the ID with the district's key")
         if self.dropped_columns:
             out.append("removed columns: " + ", ".join(self.dropped_columns))
-        blanked = ", ".join(f"{col}: {n}" for col, n in self.blanked.items() if n)
-        out.append(f"k={self.k}: {self.records_changed} records had values blanked" + (f" ({blanked})" if blanked else ""))
-        if self.records_below_k:
-            out.append(f"{self.records_below_k} records cannot reach k={self.k}: the extract has fewer records")
+        share = f" ({100 * self.withheld / self.values:.1f}% of {self.values})" if self.values else ""
+        out.append(f"k={self.k}: {self.withheld} values withheld as '{WITHHELD}'{share}; smallest group {self.smallest_class}")
+        for name, loss in self.fields.items():
+            parts = []
+            if loss.generalized:
+                parts.append(f"{loss.generalized} generalized")
+            if loss.withheld:
+                parts.append(f"{loss.withheld} withheld")
+            if parts:
+                out.append(f"  {name}: {', '.join(parts)} of {loss.values}")
         if self.ids_found_elsewhere:
             out.append(f"{self.ids_found_elsewhere} values equal to a student ID blanked in other columns")
         return out
+
+
+def pseudonym_order(ids: Sequence[str], key: bytes) -> np.ndarray:
+    """1-based pseudonym numbers: the rank of each ID's HMAC under the release key."""
+    digests = [hmac.new(key, str(i).encode("utf-8"), hashlib.sha256).digest() for i in ids]
+    ranks = np.empty(len(digests), dtype=np.int64)
+    ranks[np.argsort(np.array(digests, dtype=object), kind="stable")] = np.arange(1, len(digests) + 1)
+    return ranks
 
 
 def protect_extract(
     frame: pd.DataFrame,
     *,
     id_col: str = "student_id",
+    year_col: str | None = None,
     quasi: Sequence[str] = DEFAULT_QUASI,
     k: int = 10,
     drop: Sequence[str] = (),
     suppression_order: Sequence[str] | None = None,
-    seed: int | None = None,
+    key: bytes | None = None,
     linkage_key: bytes | None = None,
 ) -> tuple[pd.DataFrame, ExtractReport]:
-    """Pseudonymise, drop aggregate-only fields, and blank quasi-identifiers to k-anonymity."""
+    """Pseudonymise, drop aggregate-only fields, withhold quasi-identifier values to k-anonymity.
+
+    `frame` has one row per student, or with `year_col` one row per student and year.
+    `suppression_order` lists quasi-identifiers in the order they are given up (least important
+    first); `key` is the release's pseudonym key (fresh randomness when None).
+    """
     quasi = list(quasi)
     if k < 1:
         raise ExtractError("k must be at least 1")
-    missing = [c for c in [id_col, *quasi, *drop] if c not in frame.columns]
+    missing = [c for c in [id_col, *([year_col] if year_col else []), *quasi, *drop] if c not in frame.columns]
     if missing:
         raise ExtractError(f"column(s) not in the input: {', '.join(missing)}")
-    if id_col in quasi or id_col in drop:
-        raise ExtractError(f"the ID column {id_col} cannot be a quasi-identifier or a dropped column")
+    if id_col in quasi or id_col in drop or (year_col and (year_col in quasi or year_col in drop)):
+        raise ExtractError(f"the ID column {id_col} (and the year column) cannot be a quasi-identifier or a dropped column")
     order = _suppression_order(quasi, suppression_order)
-    ids = frame[id_col].astype(str)
-    if ids.duplicated().any():
-        raise ExtractError(f"{int(ids.duplicated().sum())} duplicate IDs in {id_col}")
-    out = frame.drop(columns=list(drop)).copy()
+    data = frame.drop(columns=list(drop)).reset_index(drop=True).copy()
+    data[id_col] = data[id_col].astype(str)
+    years_of = data[year_col].astype(str) if year_col else pd.Series("", index=data.index)
+    duplicated = pd.DataFrame({"id": data[id_col], "year": years_of}).duplicated()
+    if duplicated.any():
+        raise ExtractError(f"{int(duplicated.sum())} duplicate IDs in {id_col}" + (f" within one {year_col}" if year_col else ""))
     for column in quasi:
-        out[column] = out[column].astype(object).where(out[column].notna(), BLANK).astype(str)
-    report = ExtractReport(records=len(out), k=k, dropped_columns=list(drop), linkage=linkage_key is not None)
+        data[column] = data[column].astype(object).where(data[column].notna(), "").astype(str)
+    key = key if key is not None else secrets.token_bytes(32)
 
-    blanked_before = {c: int((out[c] == BLANK).sum()) for c in quasi}
-    changed = np.zeros(len(out), dtype=bool)
-    for column in order:
-        short = match_counts(out, quasi) < k
-        if not short.any():
-            break
-        newly = short & (out[column] != BLANK).to_numpy()
-        out.loc[newly, column] = BLANK
-        changed |= newly
-    report.records_below_k = int((match_counts(out, quasi) < k).sum())
-    report.blanked = {c: int((out[c] == BLANK).sum()) - blanked_before[c] for c in quasi}
-    report.records_changed = int(changed.sum())
+    students = pd.Index(pd.unique(data[id_col]))
+    row_student = students.get_indexer(data[id_col])
+    years = sorted(pd.unique(years_of))
+    row_year = pd.Index(years).get_indexer(years_of)
+    codes, blankable, columns, _ = _joined_record(data, quasi, row_student, row_year, len(students), len(years))
+    weight_of = {q: 1.0 + rank for rank, q in enumerate(order)}
+    weights = np.array([weight_of[q] for q, _ in columns])
+    ranks = pseudonym_order(list(students), key)
 
-    rng = np.random.default_rng(seed)
-    numbers = rng.permutation(len(out)) + 1
-    pseudonyms = pd.Series([f"Student {n}" for n in numbers], index=out.index)
-    id_values = set(ids)
-    if id_values & set(pseudonyms):
+    protected, removed = suppress_to_k(codes, blankable, weights, k, tie_break=ranks)
+    report = ExtractReport(students=len(students), rows=len(data), k=k, dropped_columns=list(drop),
+                           linkage=linkage_key is not None, years=[y for y in years if y])
+    report.students_removed = int(removed.sum())
+    kept = ~removed
+    sizes = class_sizes(protected[kept])
+    report.smallest_class = int(sizes.min()) if len(sizes) else 0
+
+    out = data.copy()
+    for j, (q, year_index) in enumerate(columns):
+        rows = np.flatnonzero(row_year == year_index) if year_index is not None else np.arange(len(out))
+        hidden = protected[row_student[rows], j] == _SUPPRESSED
+        out.loc[out.index[rows[hidden]], q] = WITHHELD
+    for q in quasi:
+        present = out.loc[~removed[row_student], q]
+        report.fields[q] = FieldLoss(values=int(len(present)), withheld=int((present == WITHHELD).sum()))
+    keep_rows = kept[row_student]
+    report.rows_removed = int((~keep_rows).sum())
+
+    # Numbered over the students kept, so the numbers show no gap where a student was removed.
+    removed_last = np.where(kept, ranks, len(ranks) + ranks)
+    ranks = np.argsort(np.argsort(removed_last, kind="stable"), kind="stable") + 1
+    ids = out[id_col].copy()
+    pseudonyms = pd.Series([f"Student {n}" for n in ranks[row_student]], index=out.index)
+    if set(ids) & set(pseudonyms):
         raise ExtractError("an input ID looks like a pseudonym ('Student N'); rename the IDs first")
     position = out.columns.get_loc(id_col)
     out[id_col] = pseudonyms
@@ -120,55 +219,225 @@ def protect_extract(
         tokens = [hmac.new(linkage_key, value.encode("utf-8"), hashlib.sha256).hexdigest() for value in ids]
         out.insert(position + 1, "linkage_token", tokens)
     # An ID can hide in another column (a sibling's ID, a free-text note): blank any exact match.
+    id_values = set(ids)
     for column in out.columns:
-        if column in (id_col, "linkage_token"):
+        if column in (id_col, "linkage_token", year_col):
             continue
-        as_text = out[column].astype(str)
-        hits = as_text.isin(id_values).to_numpy()
+        hits = out[column].astype(str).isin(id_values).to_numpy()
         if hits.any():
             report.ids_found_elsewhere += int(hits.sum())
             out[column] = out[column].astype(object)
-            out.loc[hits, column] = BLANK
-    return out, report
+            out.loc[hits, column] = ""
+    out["_order"] = ranks[row_student]
+    out["_year"] = row_year
+    out = out[keep_rows].sort_values(["_order", "_year"], kind="stable").drop(columns=["_order", "_year"])
+    return out.reset_index(drop=True), report
 
 
 def _suppression_order(quasi: list[str], order: Sequence[str] | None) -> list[str]:
     if order is None:
         preferred = [c for c in DEFAULT_SUPPRESSION_ORDER if c in quasi]
         rest = [c for c in reversed(quasi) if c not in preferred]
-        return preferred + rest
+        return rest + preferred
     order = list(order)
     unknown = [c for c in order if c not in quasi]
     if unknown:
         raise ExtractError(f"suppression order names columns that are not quasi-identifiers: {', '.join(unknown)}")
-    # Anything the order leaves out is given up last, least important first by its quasi position.
-    return order + [c for c in reversed(quasi) if c not in order]
+    # Anything the order leaves out is given up first, least important first by its quasi position.
+    return [c for c in reversed(quasi) if c not in order] + order
 
 
-def match_counts(frame: pd.DataFrame, quasi: Sequence[str]) -> np.ndarray:
-    """For every record, how many records (itself included) match it, a blank matching anything.
+def _joined_record(data, quasi, row_student, row_year, n_students, n_years):
+    """Integer codes of each student's joined record; a column per field, or per field and year.
 
-    Records are grouped by which quasi-identifiers they leave blank (at most 2^q patterns); two
-    records match when they agree on the columns neither leaves blank, so for each pair of
-    patterns one group-by on those shared columns counts the matches.
+    A field whose value never changes between a student's years is one column, so it is shown or
+    withheld in every year at once. The years a student is in form a column that is never withheld.
     """
-    quasi = list(quasi)
-    n = len(frame)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    values = frame[quasi].astype(str)
-    blank = (values == BLANK).to_numpy()
-    pattern = (blank * (1 << np.arange(len(quasi)))).sum(axis=1)
-    counts = np.zeros(n, dtype=np.int64)
-    patterns = np.unique(pattern)
-    for mine, theirs in product(patterns, patterns):
-        rows = np.flatnonzero(pattern == mine)
-        others = np.flatnonzero(pattern == theirs)
-        shared = [q for i, q in enumerate(quasi) if not (mine >> i & 1) and not (theirs >> i & 1)]
-        if not shared:
-            counts[rows] += len(others)
+    columns: list[tuple[str, int | None]] = []
+    blocks: list[np.ndarray] = []
+    blank_blocks: list[np.ndarray] = []
+    categories: list[list[str]] = []
+    for q in quasi:
+        values = data[q].to_numpy(dtype=str)
+        cats, code = np.unique(values, return_inverse=True)
+        per_student = pd.Series(code).groupby(row_student).nunique()
+        if n_years == 1 or (per_student <= 1).all():
+            column = np.full(n_students, _ABSENT, dtype=np.int64)
+            column[row_student] = code
+            columns.append((q, None))
+            blocks.append(column)
+            blank_blocks.append(column != _ABSENT)
+            categories.append(list(cats))
             continue
-        sizes = values.iloc[others].groupby(shared, sort=False).size()
-        keys = pd.MultiIndex.from_frame(values.iloc[rows][shared]) if len(shared) > 1 else pd.Index(values.iloc[rows][shared[0]])
-        counts[rows] += sizes.reindex(keys).fillna(0).to_numpy(dtype=np.int64)
-    return counts
+        for y in range(n_years):
+            column = np.full(n_students, _ABSENT, dtype=np.int64)
+            rows = row_year == y
+            column[row_student[rows]] = code[rows]
+            columns.append((q, y))
+            blocks.append(column)
+            blank_blocks.append(column != _ABSENT)
+            categories.append(list(cats))
+    presence = np.zeros(n_students, dtype=np.int64)
+    for y in range(n_years):
+        presence[row_student[row_year == y]] |= 1 << y
+    codes = np.column_stack(blocks + [presence]) if blocks else presence[:, None]
+    blankable = np.column_stack(blank_blocks + [np.zeros(n_students, dtype=bool)]) if blocks else np.zeros((n_students, 1), bool)
+    columns.append(("_years", None))
+    return codes, blankable, columns[:-1], categories
+
+
+def class_sizes(codes: np.ndarray) -> np.ndarray:
+    """For each record, how many records show exactly what it shows (the same values, the same blanks)."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    return counts[inverse.ravel()]
+
+
+def suppress_to_k(codes: np.ndarray, blankable: np.ndarray, weights: np.ndarray, k: int,
+                  tie_break: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Withhold cells until every record shows what at least k-1 others show; returns (codes, removed)."""
+    original = codes
+    codes = codes.copy()
+    n, m = codes.shape
+    weights = np.concatenate([weights, np.zeros(m - len(weights))])
+    tie_break = np.arange(n) if tie_break is None else np.asarray(tie_break)
+    removed = np.zeros(n, dtype=bool)
+    give_up = [j for j in np.argsort(weights, kind="stable") if blankable[:, j].any()]
+    # Every round withholds at least one more cell or removes a class, so the loop ends.
+    while True:
+        active = np.flatnonzero(~removed)
+        sizes = np.full(n, k, dtype=np.int64)
+        sizes[active] = class_sizes(codes[active])
+        small = np.flatnonzero(~removed & (sizes < k))
+        if not len(small):
+            break
+        groups, group_of = np.unique(codes[small], axis=0, return_inverse=True)
+        group_of = group_of.ravel()
+        # Biggest small classes first: they need the fewest extra records and others can join them.
+        for g in np.argsort([-(group_of == g).sum() for g in range(len(groups))], kind="stable"):
+            vector = groups[g]
+            members = np.flatnonzero(~removed & (codes == vector).all(axis=1))
+            if len(members) == 0 or len(members) >= k:
+                continue  # emptied or filled by an earlier class this round
+            move = _cheapest_move(codes, blankable, removed, weights, k, members, vector, tie_break)
+            if move is not None:
+                column, donors, donor_columns = move
+                if column is not None:
+                    codes[members, column] = _SUPPRESSED
+                for donor, cols in zip(donors, donor_columns):
+                    codes[donor, cols] = _SUPPRESSED
+                continue
+            candidates = [j for j in give_up if vector[j] >= 0 and blankable[members, j].all()]
+            if candidates:
+                codes[members, candidates[0]] = _SUPPRESSED
+            elif not _merge_whole_classes(codes, blankable, removed, k, members, vector):
+                removed[members] = True
+    return _restore(original, codes, removed, weights, k, tie_break), removed
+
+
+def _merge_whole_classes(codes, blankable, removed, k, members, vector) -> bool:
+    """A class with nothing left to withhold takes in whole other classes (smallest first) of the
+    records that can be made to show the same; False when there are not enough of them."""
+    hidden = vector == _SUPPRESSED
+    fits = ~removed & (codes[:, ~hidden] == vector[~hidden]).all(axis=1)
+    fits &= ~((hidden[None, :] & (codes != _SUPPRESSED)) & ~blankable).any(axis=1)
+    fits[members] = False
+    if fits.sum() + len(members) < k:
+        return False
+    classes, class_of, sizes = np.unique(codes[fits], axis=0, return_inverse=True, return_counts=True)
+    pool = np.flatnonzero(fits)
+    taken = len(members)
+    for c in np.argsort(sizes, kind="stable"):
+        rows = pool[class_of.ravel() == c]
+        codes[np.ix_(rows, np.flatnonzero(hidden))] = _SUPPRESSED
+        taken += len(rows)
+        if taken >= k:
+            return True
+    return True
+
+
+def _cheapest_move(codes, blankable, removed, weights, k, members, vector, tie_break):
+    """The cheapest way to bring a small class to k: withhold one more field in it (or none), and
+    withhold in the fewest other records what makes them show the same; each value withheld costs
+    its field's weight. Records are taken from classes only as far as those stay at k (or empty)."""
+    active = ~removed
+    sizes = np.zeros(len(codes), dtype=np.int64)
+    keys, inverse, counts = np.unique(codes[active], axis=0, return_inverse=True, return_counts=True)
+    class_of = np.full(len(codes), -1)
+    class_of[active] = inverse.ravel()
+    sizes[active] = counts[inverse.ravel()]
+    is_member = np.zeros(len(codes), dtype=bool)
+    is_member[members] = True
+    best = None
+    options = [None, *np.flatnonzero((vector >= 0) & blankable[members].all(axis=0))]
+    for column in options:
+        target = vector.copy()
+        if column is not None:
+            target[column] = _SUPPRESSED
+        hidden = target == _SUPPRESSED
+        same = active & (codes == target).all(axis=1)
+        need = k - int(same.sum()) - (len(members) if column is not None else 0)
+        cost = len(members) * weights[column] if column is not None else 0.0
+        donors: list[int] = []
+        donor_columns: list[np.ndarray] = []
+        if need > 0:
+            # Records that become `target` by withholding only: they show target's values where it
+            # shows them, and nothing is shown by target that they withhold.
+            fits = active & ~same & ~is_member & (codes[:, ~hidden] == target[~hidden]).all(axis=1)
+            to_hide = hidden[None, :] & (codes != _SUPPRESSED)
+            fits &= ~(to_hide & ~blankable).any(axis=1)
+            pool = np.flatnonzero(fits)
+            if len(pool) < need:
+                continue
+            pool_cost = (to_hide[pool] * weights).sum(axis=1)
+            spare = {c: (sizes_c - k if sizes_c >= k else sizes_c) for c, sizes_c in
+                     zip(np.unique(class_of[pool]), [counts[c] for c in np.unique(class_of[pool])])}
+            chosen = []
+            for index in np.lexsort((tie_break[pool], pool_cost)):
+                record_class = class_of[pool[index]]
+                if spare[record_class] > 0:
+                    spare[record_class] -= 1
+                    chosen.append(index)
+                    if len(chosen) == need:
+                        break
+            if len(chosen) < need:
+                continue
+            # A small class left with fewer members than before is no worse off: it was small already.
+            chosen = np.array(chosen)
+            cost += float(pool_cost[chosen].sum())
+            donors = list(pool[chosen])
+            donor_columns = [np.flatnonzero(to_hide[pool[c]]) for c in chosen]
+        if best is None or cost < best[0]:
+            best = (cost, column, donors, donor_columns)
+    return None if best is None else best[1:]
+
+
+def _restore(original: np.ndarray, codes: np.ndarray, removed: np.ndarray, weights: np.ndarray, k: int,
+             tie_break: np.ndarray) -> np.ndarray:
+    """Show again every withheld value whose return leaves every class at k or more (or empty).
+
+    The greedy withholds whole classes and pulls in extra records; some of those values turn out
+    not to be needed once the other classes have settled. Returning a value moves one record from
+    its class to another, so only those two class sizes change. Most important fields are tried
+    first; ties in the release's keyed order.
+    """
+    codes = codes.copy()
+    active = ~removed
+    counts: dict[bytes, int] = {}
+    for row in codes[active]:
+        counts[row.tobytes()] = counts.get(row.tobytes(), 0) + 1
+    cells = np.argwhere((codes == _SUPPRESSED) & active[:, None])
+    order = np.lexsort((tie_break[cells[:, 0]], -weights[cells[:, 1]]))
+    for i, j in cells[order]:
+        before = codes[i].tobytes()
+        after_row = codes[i].copy()
+        after_row[j] = original[i, j]
+        after = after_row.tobytes()
+        left = counts[before] - 1
+        joined = counts.get(after, 0) + 1
+        if (left == 0 or left >= k) and joined >= k:
+            codes[i] = after_row
+            counts[before] = left
+            counts[after] = joined
+    return codes

@@ -107,10 +107,28 @@ class FieldClass(_Cited):
     fields: tuple[StudentField, ...] = ()
 
 
+Generalization = Literal["part_year", "month", "withhold"]
+# Which coarsening each field admits: attendance's days enrolled become full year / part year;
+# enrolment dates keep their month; any field can be withheld from de-identified rows.
+GENERALIZATIONS: dict[str, tuple[str, ...]] = {"attendance": ("part_year", "withhold"), "enrollment_dates": ("month", "withhold")}
+
+
 class QuasiIdentifiers(FieldClass):
     # redact_as_needed: kept, but the disclosure step may blank them where rows become unique;
     # withhold: never released in de-identified rows.
     action: Literal["redact_as_needed", "withhold"] = "redact_as_needed"
+    # How a field is coarsened before the k check in de-identified rows (see GENERALIZATIONS).
+    generalize: dict[StudentField, Generalization] = {}
+    # Most important first: the disclosure step gives up the others first. A request may reorder.
+    priority: tuple[StudentField, ...] = ()
+
+    @model_validator(mode="after")
+    def _known_generalizations(self) -> "QuasiIdentifiers":
+        for name, how in self.generalize.items():
+            if how != "withhold" and how not in GENERALIZATIONS.get(name, ()):
+                allowed = ", ".join(GENERALIZATIONS.get(name, ("withhold",)))
+                raise ValueError(f"generalize.{name}: {how!r} does not apply to this field (use {allowed})")
+        return self
 
 
 class FieldRules(_Strict):

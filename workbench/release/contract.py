@@ -36,11 +36,15 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _granted_columns(plan) -> set[str]:
-    from workbench.report.student_level import FIELD_COLUMNS
+    """The columns of the granted fields, as written or as the pack generalizes them."""
+    from workbench.report.student_level import FIELD_COLUMNS, _quasi_columns
 
+    generalize = plan.policy().pack.fields.quasi_identifiers.generalize
     columns = set(_STRUCTURAL_COLUMNS)
     for name in plan.decision.fields:
         columns.update(FIELD_COLUMNS.get(name, [name]))
+        if generalize.get(name):
+            columns.update(_quasi_columns(name, generalize[name]))
     return columns
 
 

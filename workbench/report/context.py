@@ -40,6 +40,7 @@ class Artifacts:
 
     tables: dict[str, dict] = field(default_factory=dict)  # name -> protection summary
     files: list[str] = field(default_factory=list)
+    student_files: dict[str, dict] = field(default_factory=dict)  # name -> what protection did (counts)
 
 
 @dataclass
@@ -173,10 +174,13 @@ class RequestContext:
     def publish_student_file(self, student_file):
         files = student_file.save(self.output_dir / "data", when=self.as_of)
         self.artifacts.files += [str(p.relative_to(self.output_dir)) for p in files]
+        if getattr(student_file, "report", None):
+            self.artifacts.student_files[student_file.name] = student_file.report
         return student_file
 
     def finish(self) -> dict:
         """Record what was published and how it was protected (read by `workbench fill`)."""
-        summary = {"tables": self.artifacts.tables, "files": sorted(self.artifacts.files)}
+        summary = {"tables": self.artifacts.tables, "files": sorted(self.artifacts.files),
+                   "student_files": self.artifacts.student_files}
         (self.output_dir / "protection.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return summary

@@ -6,10 +6,10 @@ the fields it grants; aggregate-only fields never leave as a per-student column.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ibis
 import pandas as pd
 from ibis import _
 
@@ -55,6 +55,8 @@ class StudentFile:
     title: str
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # Counts only (no row, no value): what protection did, for the release manifest.
+    report: dict | None = None
 
     def save(self, folder: str | Path, when=None) -> list[Path]:
         folder = Path(folder)
@@ -70,33 +72,41 @@ class StudentFile:
         return "\n".join([f"{self.title}: {len(self.frame):,} rows, columns {', '.join(self.frame.columns)}", *self.notes])
 
 
-def student_rows(con, student_ids: list[str], fields: list[str], year: str) -> pd.DataFrame:
-    """One row per student enrolled in `year`, with the columns of `fields` (and student_id)."""
+def student_rows(con, student_ids: list[str] | None, fields: list[str], year: str) -> pd.DataFrame:
+    """One row per student enrolled in `year`, with the columns of `fields` (and student_id).
+
+    `student_ids` None: every student enrolled in the district that year. Rows come in no
+    meaningful order; each release orders its own (see `_named_order`, `protect_extract`).
+    """
     unknown = [f for f in fields if f not in FIELD_COLUMNS]
     if unknown:
         raise StudentLevelError(f"unknown field(s): {', '.join(unknown)}")
-    ids = list(student_ids)
+    ids = list(student_ids) if student_ids is not None else None
     facts = student_year_facts(con, [year], ids)
+
+    def mine(table):
+        return table.student_id.isin(ids) if ids is not None else ibis.literal(True)
+
     students = con.table("students").select("student_id", "state_id", "first_name", "last_name", "date_of_birth")
     schools = con.table("schools").select("school_id", school=_.name)
     enrollments = con.table("enrollments")
     spans = (
-        enrollments.filter((enrollments.school_year == year) & enrollments.student_id.isin(ids))
+        enrollments.filter((enrollments.school_year == year) & mine(enrollments))
         .group_by("student_id").aggregate(first_enrolled=_.entry_date.min(), last_enrolled=_.exit_date.max())
     )
     incidents = con.table("behavior_incidents")
     incident_counts = (
-        incidents.filter((incidents.school_year == year) & incidents.student_id.isin(ids))
+        incidents.filter((incidents.school_year == year) & mine(incidents))
         .group_by("student_id").aggregate(behavior_incidents=_.count())
     )
     marks = con.table("course_marks")
     mark_counts = (
-        marks.filter((marks.school_year == year) & marks.student_id.isin(ids))
+        marks.filter((marks.school_year == year) & mine(marks))
         .group_by("student_id")
         .aggregate(courses_marked=_.section_id.nunique(), failing_marks=(_.mark == "F").cast("int64").sum())
     )
     tests = con.table("assessments")
-    tests = tests.filter((tests.school_year == year) & tests.student_id.isin(ids))
+    tests = tests.filter((tests.school_year == year) & mine(tests))
     scores = tests.group_by("student_id").aggregate(
         ela_scaled_score=_.scaled_score.max(where=_.subject == "ELA"),
         ela_level=_.achievement_level.max(where=_.subject == "ELA"),
@@ -105,7 +115,8 @@ def student_rows(con, student_ids: list[str], fields: list[str], year: str) -> p
     )
     calendar = con.table("school_calendar")
     bounds = calendar.filter(calendar.school_year == year).aggregate(first=_.first_day.min(), last=_.last_day.max())
-    tags = con.table("program_students").filter(_.student_id.isin(ids)).cross_join(bounds)
+    program_students = con.table("program_students")
+    tags = program_students.filter(mine(program_students)).cross_join(bounds)
     programs = (
         tags.filter((tags.added_on <= tags["last"]) & (tags.dropped_on.isnull() | (tags.dropped_on > tags["first"])))
         .group_by("student_id").aggregate(programs=_.program_id.collect(distinct=True))
@@ -147,45 +158,158 @@ def _joined(values) -> str:
     return ", ".join(sorted(values))
 
 
-def _stable_seed(text: str) -> int:
-    """A seed from the request id, so re-running a request gives the same pseudonyms."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+# Fields that describe who a student is: whatever a pack lists, each of these singles students
+# out in combination (a part-year kindergartner with a disability), so a de-identified extract
+# always counts them as quasi-identifiers. Outcomes (attendance days absent, scores) are not.
+DESCRIBES_STUDENT = ("grade", "school", "age", "gender", "race_ethnicity", "english_learner", "disability",
+                     "programs", "enrollment_dates", "attendance")
+# Released columns of a field once it is generalized, and the columns it replaces.
+_GENERALIZED = {
+    ("attendance", "part_year"): (["days_enrolled"], ["enrollment"]),
+    ("enrollment_dates", "month"): (["first_enrolled", "last_enrolled"], ["first_enrolled_month", "last_enrolled_month"]),
+}
+# The part of a field that identifies: attendance's days absent are an outcome, days enrolled are not.
+_IDENTIFYING_COLUMNS = {"attendance": ["days_enrolled"]}
 
 
-def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
-    """Pseudonymized rows, aggregate-only fields removed, quasi-identifiers blanked to k."""
-    year = year or ctx.latest_year
+def _year_days(con, year: str) -> int:
+    calendar = con.table("school_calendar")
+    days = calendar.filter(calendar.school_year == year).instructional_days.sum().to_pandas()
+    return int(days) if days is not None and not pd.isna(days) else 0
+
+
+def _generalize(rows: pd.DataFrame, field_name: str, how: str, con, year: str) -> int:
+    """Coarsen one field in place; returns how many values were coarsened."""
+    if (field_name, how) == ("attendance", "part_year"):
+        full_year = _year_days(con, year)
+        rows.insert(rows.columns.get_loc("days_enrolled"), "enrollment",
+                    ["full year" if days >= full_year else "part year" for days in rows["days_enrolled"]])
+        del rows["days_enrolled"]
+        return len(rows)
+    if (field_name, how) == ("enrollment_dates", "month"):
+        for column in ("first_enrolled", "last_enrolled"):
+            rows.insert(rows.columns.get_loc(column), f"{column}_month", rows[column].str[:7])
+            del rows[column]
+        return 2 * len(rows)
+    raise StudentLevelError(f"no generalization {how!r} for {field_name}")
+
+
+def _quasi_columns(field_name: str, how: str | None) -> list[str]:
+    if how and (field_name, how) in _GENERALIZED:
+        return _GENERALIZED[(field_name, how)][1]
+    return _IDENTIFYING_COLUMNS.get(field_name, FIELD_COLUMNS[field_name])
+
+
+def _keyed_order(ids: list[str], key: bytes) -> list[int]:
+    from workbench.disclosure.extract import pseudonym_order
+
+    return list(pseudonym_order(ids, key))
+
+
+@dataclass
+class ExtractPlan:
+    """The rows of a de-identified extract before protection, and how to protect them."""
+
+    years: list[str]
+    data: pd.DataFrame  # one row per student and year, identifying fields already generalized
+    quasi: list[str]
+    give_up: list[str]  # quasi-identifier columns, least important first
+    k: int
+    fields: list[str]
+    from_data: list[str]  # quasi-identifiers the pack does not list
+    generalized: dict[str, int]
+
+
+def extract_plan(ctx, year: str | None = None) -> ExtractPlan:
+    """What `deidentified_extract` protects: the rows, the quasi-identifiers and their order."""
+    years = [year] if year else list(ctx.years)
     pack = ctx.policy.pack
+    rules = pack.fields.quasi_identifiers
     identifiers = set(pack.fields.direct_identifiers.fields) | {"student_id", "state_id", "name", "date_of_birth"}
     aggregate_only = set(pack.fields.aggregate_only.fields)
     fields = [f for f in ctx.decision.fields if f not in identifiers and f not in aggregate_only]
-    ids = ctx.row_students(year)
-    rows = student_rows(ctx.con, ids, fields, year)
-    quasi = [c for f in pack.fields.quasi_identifiers.fields for c in FIELD_COLUMNS.get(f, []) if c in rows.columns]
-    rows_for_extract = rows.copy()
-    for column in quasi:
-        rows_for_extract[column] = rows_for_extract[column].astype(str)
+    withheld_here = [f for f in fields if rules.generalize.get(f) == "withhold"]
+    fields = [f for f in fields if f not in withheld_here]
+    quasi_fields = [f for f in fields if f in rules.fields or f in DESCRIBES_STUDENT]
+    from_data = [f for f in quasi_fields if f not in rules.fields]
+
+    frames = []
+    generalized: dict[str, int] = {}
+    for one_year in years:
+        rows = student_rows(ctx.con, ctx.row_students(one_year), fields, one_year)
+        for field_name in quasi_fields:
+            how = rules.generalize.get(field_name)
+            if how and how != "withhold":
+                count = _generalize(rows, field_name, how, ctx.con, one_year)
+                for column in _quasi_columns(field_name, how):
+                    generalized[column] = generalized.get(column, 0) + count // len(_quasi_columns(field_name, how))
+        rows.insert(1, "school_year", one_year)
+        frames.append(rows)
+    data = pd.concat(frames, ignore_index=True)
+
+    field_columns = {f: [c for c in _quasi_columns(f, rules.generalize.get(f)) if c in data.columns] for f in quasi_fields}
+    quasi = [c for f in quasi_fields for c in field_columns[f]]
+    # Most important first: the request's own order, then the pack's, then the rest as asked.
+    ranked = list(dict.fromkeys([*ctx.request.priority, *rules.priority, *quasi_fields]))
+    give_up = [c for f in reversed(ranked) if f in field_columns for c in field_columns[f]]
     rule = ctx.rule
     k = rule.threshold + (1 if rule.comparison == "<=" else 0)
-    extract, report = protect_extract(rows_for_extract, id_col="student_id", quasi=quasi, k=k, seed=_stable_seed(ctx.request.id))
+    return ExtractPlan(years, data, quasi, give_up, k, fields, from_data, generalized)
+
+
+def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
+    """One release over every year asked (or one `year`): a pseudonym per student across its years,
+    identifying fields generalized or withheld, k-anonymity over the joined record."""
+    from workbench.report.pseudonyms import release_key
+
+    plan = extract_plan(ctx, year)
+    years, quasi, k, fields, from_data, generalized = plan.years, plan.quasi, plan.k, plan.fields, plan.from_data, plan.generalized
+    rules = ctx.policy.pack.fields.quasi_identifiers
+    quasi_fields = [f for f in fields if f in rules.fields or f in DESCRIBES_STUDENT]
+    extract, report = protect_extract(plan.data, id_col="student_id", year_col="school_year", quasi=quasi, k=k,
+                                      suppression_order=plan.give_up, key=release_key(ctx.request.id))
+    for column, count in generalized.items():
+        if column in report.fields:
+            report.fields[column].generalized = count
+    span = years[0] if len(years) == 1 else f"{years[0]} to {years[-1]}"
     notes = [
-        f"De-identified under {ctx.policy.name}: every row shares its {', '.join(quasi) or 'quasi-identifier'} values "
-        f"with at least {k - 1} other rows (blank matches anything).",
+        f"De-identified under {ctx.policy.name}: every student, over all the years of this file, is one of at least "
+        f"{k} records with the same {', '.join(quasi) or 'quasi-identifier'} values shown; "
+        f"'Not reported' stands for a withheld value and is shared by at least {k} records.",
         *report.lines(),
     ]
+    if from_data:
+        notes.append("Also checked as quasi-identifiers (they describe who a student is): " + ", ".join(from_data))
+    if generalized:
+        notes.append("Generalized: " + ", ".join(f"{f} ({rules.generalize[f].replace('_', ' ')})"
+                                                 for f in quasi_fields if rules.generalize.get(f) not in (None, "withhold")))
     withheld = sorted((set(ctx.request.fields) - set(fields)))
     if withheld:
-        notes.append("Not included (identifying or aggregate-only under the policy): " + ", ".join(withheld))
-    return StudentFile(f"extract_{year}", f"De-identified student-level extract, {year}", extract, notes)
+        notes.append("Not included (identifying, aggregate-only, or withheld as a quasi-identifier under the policy): "
+                     + ", ".join(withheld))
+    name = f"extract_{year}" if year else "extract"
+    return StudentFile(name, f"De-identified student-level extract, {span}", extract, notes, report=report.as_dict())
+
+
+def _named_order(rows: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Rows by last and first name; rows with equal names (or no names) in the release's keyed order."""
+    by = [c for c in ("last_name", "first_name") if c in rows.columns]
+    sort_keys = {f"_sort_{c}": rows[c].astype(str).str.casefold() for c in by}
+    sort_keys["_sort_keyed"] = _keyed_order(list(rows["student_id"].astype(str)), key)
+    ordered = rows.assign(**sort_keys).sort_values(list(sort_keys), kind="stable")
+    return ordered.drop(columns=list(sort_keys)).reset_index(drop=True)
 
 
 def identified_roster(ctx, year: str | None = None) -> StudentFile:
-    """Rows for the students whose decision is `identified` (current, accepted consent)."""
+    """Rows for the students whose decision is `identified` (current, accepted consent), by name."""
+    from workbench.report.pseudonyms import release_key
+
     year = year or ctx.latest_year
     aggregate_only = set(ctx.policy.pack.fields.aggregate_only.fields)
     fields = [f for f in ctx.decision.fields if f not in aggregate_only]
     ids = ctx.students_at("identified", year)
     rows = student_rows(ctx.con, ids, fields, year) if ids else pd.DataFrame(columns=["student_id"])
+    rows = _named_order(rows, release_key(ctx.request.id))
     notes = [f"{len(rows)} students with a current consent the policy accepts; others are not listed."]
     withheld = sorted(set(ctx.request.fields) - set(fields))
     if withheld:
@@ -194,7 +318,9 @@ def identified_roster(ctx, year: str | None = None) -> StudentFile:
 
 
 def directory_list(ctx, year: str | None = None) -> StudentFile:
-    """Directory information only, leaving out students whose families opted out."""
+    """Directory information only, leaving out students whose families opted out; by name."""
+    from workbench.report.pseudonyms import release_key
+
     year = year or ctx.latest_year
     directory = ctx.policy.pack.directory
     fields = [f for f in ctx.decision.fields if f in set(directory.fields)]
@@ -209,6 +335,7 @@ def directory_list(ctx, year: str | None = None) -> StudentFile:
         kept = ~rows["student_id"].isin(opted)
         notes.append(f"{int((~kept).sum())} students left out: their families opted out of directory information.")
         rows = rows[kept]
+    rows = _named_order(rows, release_key(ctx.request.id))
     # The district ID is not directory information: it is used to select rows, never released.
     rows = rows.drop(columns="student_id").reset_index(drop=True)
     return StudentFile(f"directory_{year}", f"Directory information, {year}", rows, notes)
