@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Protocol
 
@@ -215,17 +216,75 @@ def _numbers_in(column: pd.Series) -> np.ndarray:
 
 
 def _is_plain_number(cell: Any) -> bool:
-    return isinstance(cell, numbers.Real) and not isinstance(cell, (bool, np.bool_))
+    # Decimal is what SQL sums and counts come back as (`con.sql(...).to_pandas()`).
+    return isinstance(cell, (numbers.Real, Decimal)) and not isinstance(cell, (bool, np.bool_))
+
+
+# Row labels of a row of counts whatever its columns hold (`describe()`'s "count").
+COUNT_ROW_LABELS: frozenset[str] = frozenset({"count", "counts", "n", "size", "nunique", "freq", "unique"})
+
+
+def _dimension_positions(frame: pd.DataFrame, label_columns: frozenset[str]) -> set[int]:
+    """Columns that are labels of the rows (grade 3, 4, 5), not values computed for them.
+
+    A column named ``grade`` is a dimension only in a flat table of records: several columns and a
+    default row index, as SQL results and ``reset_index()`` give. Where rows are labelled by an
+    index (a groupby or pivot result, `describe()`), the same name holds a value computed per
+    group, such as ``groupby("school")["grade"].count()``, and is read as counts. A label under a
+    column level (``("grade", "F")`` of a pivot) is a value as well.
+    """
+    if frame.shape[1] < 2 or not isinstance(frame.index, pd.RangeIndex) or isinstance(frame.columns, pd.MultiIndex):
+        return set()
+    labels = {p for p in range(frame.shape[1]) if _is_label_column(frame.columns[p], label_columns)}
+    return labels if len(labels) < frame.shape[1] else set()
 
 
 def _count_matrix(frame: pd.DataFrame, label_columns: frozenset[str]) -> np.ndarray:
     """Rows x columns of numbers that could be counts (NaN elsewhere)."""
     matrix = np.full(frame.shape, np.nan)
     for position in range(frame.shape[1]):
-        if _is_label_column(frame.columns[position], label_columns):
+        if position in _dimension_positions(frame, label_columns):
             continue
         matrix[:, position] = _numbers_in(frame.iloc[:, position])
     return matrix
+
+
+def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
+    """Percentages and rates that give a small count away next to their denominator in the same row.
+
+    5.8 beside 120 says 7 of 120; so does 0.058, and 94.2 says 113 of 120 (the 7 who are not). A
+    fraction (not a whole number) is masked when, read as a percentage or a rate of some whole
+    number shown unmasked in its row, it is within rounding of a small count or of its complement.
+    """
+    found = np.zeros(matrix.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        fractional = np.isfinite(matrix) & (matrix != np.floor(matrix)) & (matrix > 0) & (matrix <= 100)
+        whole = np.isfinite(matrix) & (matrix == np.floor(matrix)) & (matrix >= 1) & ~masked
+    if not fractional.any() or not whole.any():
+        return found
+    for row in np.flatnonzero(fractional.any(axis=1) & whole.any(axis=1)):
+        denominators = matrix[row, whole[row]]
+        for column in np.flatnonzero(fractional[row]):
+            value = matrix[row, column]
+            shares = [value / 100.0] + ([value] if value <= 1 else [])
+            decimals = _decimals(value)
+            for share in shares:
+                implied = share * denominators
+                for count in (implied, denominators - implied):
+                    nearest = np.round(count)
+                    # how far the shown value may be from the exact share, given its rounding
+                    slack = 0.5 * 10.0 ** -decimals * (denominators / (100.0 if share != value else 1.0))
+                    close = np.abs(count - nearest) <= slack + 1e-9
+                    if any(is_small_count(k, rule) for k in nearest[close] if k > 0):
+                        found[row, column] = True
+    return found
+
+
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    if "e" in text:
+        return 6
+    return min(len(text.split(".")[1]), 6) if "." in text else 0
 
 
 def _small_cells(matrix: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
@@ -308,8 +367,16 @@ def small_count_mask(
     frame = data.to_frame() if isinstance(data, pd.Series) else data
     labels = frozenset(normalize_label(name) for name in label_columns)
     matrix = _count_matrix(frame, labels)
+    count_rows = np.array([normalize_label(label) in COUNT_ROW_LABELS for label in frame.index], dtype=bool)
+    if count_rows.any():  # describe(): its count row holds counts under every column
+        for position in range(frame.shape[1]):
+            matrix[count_rows, position] = _numbers_in(frame.iloc[:, position])[count_rows]
     small = _small_cells(matrix, rule)
     masked = _protect_totals(matrix, small) if protect_totals and small.any() else small
+    percents = _percent_cells(frame, matrix, masked, rule)
+    if percents.any():
+        small = small | percents
+        masked = masked | percents
     flags = pd.DataFrame(masked, index=frame.index, columns=frame.columns)
     return flags, int(small.sum())
 

@@ -1,0 +1,391 @@
+"""Students recognised by who they are: an index of every identifier in the warehouse, and a scanner.
+
+The table-shape checks in `workbench.guard.masking` see a column called ``student_id``; they do
+not see the same ID printed by a subprocess, quoted in a ``KeyError`` or read back as an integer
+from a partner's CSV. This module looks at *text*, whatever produced it, and finds the students
+in it by value:
+
+* **IDs**: district and state IDs, as written (``0041275``) and as integers that lost their
+  leading zeros (``41275``, ``41275.0``). A number with fewer than `MIN_INTEGER_DIGITS` digits is
+  only recognised when written with its zeros: ``17`` could be any count.
+* **Names**: a student's first and last name close together (same line or table row, or within
+  a few words), in either order and any case (``Ana Lopez``, ``LOPEZ, Ana``).
+* **Dates of birth**: ISO (``2014-03-01``), ``2014/03/01``, ``03/01/2014`` read either way round,
+  ``1 March 2014``, ``March 1, 2014``, ``20140301`` and ``datetime.date(2014, 3, 1)``.
+
+The index is compact (sorted NumPy arrays of integers and hashes, plus the two name vocabularies)
+so a district of a million students fits in a few tens of megabytes. Pure Python and NumPy: no
+Jupyter here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+# Kinds of identifier, as the release check names them.
+STUDENT_ID = "student_id"
+NAME = "name"
+DATE_OF_BIRTH = "date_of_birth"
+KINDS = (STUDENT_ID, NAME, DATE_OF_BIRTH)
+
+REPLACEMENTS = {STUDENT_ID: "[student ID]", NAME: "[student name]", DATE_OF_BIRTH: "[birth date]"}
+
+# Levels at which each kind may be shown (the release check applies the same table).
+ALLOWED_IDENTIFIERS: dict[str, frozenset[str]] = {
+    "aggregate": frozenset(),
+    "deidentified": frozenset(),
+    "directory": frozenset({NAME}),
+    "identified": frozenset({STUDENT_ID, NAME, DATE_OF_BIRTH}),
+}
+
+MIN_INTEGER_DIGITS = 5
+NAME_WINDOW = 4  # words between a first and a last name on different lines
+_MAX_NAMES_PER_RECORD = 64  # past this, a record is read by the window only (no quadratic pairs)
+
+_DIGITS = re.compile(r"(?<![\d.])(\d{%d,10})(?:\.0+)?(?![\d.]?\d)" % MIN_INTEGER_DIGITS)
+_HAS_DIGITS = re.compile(r"\d{%d}" % MIN_INTEGER_DIGITS)
+_WORD = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
+_MONTHS |= {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+_MONTH = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DATES = re.compile(
+    r"(?<!\d)(?:"
+    r"(?P<iy>\d{4})[-/.](?P<im>\d{1,2})[-/.](?P<id>\d{1,2})"
+    r"|(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})"
+    r"|(?P<nd>\d{1,2})(?:st|nd|rd|th)?\s+(?P<nm>" + _MONTH + r")\s+(?P<ny>\d{4})"
+    r"|(?P<mm>" + _MONTH + r")\s+(?P<md>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<my>\d{4})"
+    r"|date(?:time)?\((?P<py>\d{4}),\s*(?P<pm>\d{1,2}),\s*(?P<pd>\d{1,2})"
+    r")(?!\d)",
+    re.IGNORECASE,
+)
+
+
+def _pair_hashes(firsts: Iterable[str], lasts: Iterable[str]) -> np.ndarray:
+    keys = np.asarray([f"{first}\x1f{last}" for first, last in zip(firsts, lasts)], dtype=object)
+    if len(keys) == 0:
+        return np.empty(0, dtype=np.uint64)
+    return pd.util.hash_array(keys, categorize=False)
+
+
+def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if len(sorted_values) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    where = np.searchsorted(sorted_values, values)
+    where[where == len(sorted_values)] = 0
+    return sorted_values[where] == values
+
+
+def _day_number(year: int, month: int, day: int) -> int | None:
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return year * 10_000 + month * 100 + day
+
+
+@dataclass(frozen=True)
+class Found:
+    """One identifier in a text: where it is and what kind it is (never kept beyond redaction)."""
+
+    start: int
+    end: int
+    kind: str
+
+
+@dataclass
+class Redaction:
+    text: str
+    counts: Counter = field(default_factory=Counter)  # kind -> how many were replaced
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.counts)
+
+
+class StudentIndex:
+    """Every student identifier of a warehouse, and the scan of a text for them."""
+
+    def __init__(
+        self,
+        numeric_ids: np.ndarray,
+        text_ids: frozenset[str],
+        first_names: frozenset[str],
+        last_names: frozenset[str],
+        pairs: np.ndarray,
+        birth_days: np.ndarray,
+        students: int,
+        source: str = "",
+    ) -> None:
+        self.numeric_ids = numeric_ids
+        self.text_ids = text_ids
+        self.first_names = first_names
+        self.last_names = last_names
+        self.pairs = pairs
+        self.birth_days = birth_days
+        self.students = students
+        self.source = source
+        self._text_id_pattern = (
+            re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(text_ids, key=len, reverse=True))) + r")(?![\w-])")
+            if text_ids
+            else None
+        )
+
+    # --- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_columns(
+        cls,
+        student_ids: Iterable[Any],
+        state_ids: Iterable[Any] = (),
+        first_names: Iterable[Any] = (),
+        last_names: Iterable[Any] = (),
+        birth_dates: Iterable[Any] = (),
+        source: str = "",
+    ) -> "StudentIndex":
+        student_ids, state_ids = list(student_ids), list(state_ids)
+        ids = pd.Series(student_ids + state_ids, dtype=object).dropna().astype(str).str.strip()
+        is_number = ids.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
+        numeric = np.unique(ids[is_number].astype("int64").to_numpy())
+        text_ids = frozenset(ids[~is_number & (ids != "")])
+        firsts = pd.Series(list(first_names), dtype=object).fillna("").astype(str).str.strip().str.casefold()
+        lasts = pd.Series(list(last_names), dtype=object).fillna("").astype(str).str.strip().str.casefold()
+        named = (firsts != "") & (lasts != "")
+        firsts, lasts = firsts[named], lasts[named]
+        pairs = pd.DataFrame({"f": firsts.to_numpy(), "l": lasts.to_numpy()}).drop_duplicates()
+        hashes = np.unique(_pair_hashes(pairs["f"], pairs["l"]))
+        born = pd.to_datetime(pd.Series(list(birth_dates), dtype=object), errors="coerce").dropna()
+        days = np.unique((born.dt.year * 10_000 + born.dt.month * 100 + born.dt.day).to_numpy(dtype="int64"))
+        return cls(
+            numeric_ids=numeric,
+            text_ids=text_ids,
+            first_names=frozenset(_words(pairs["f"])),
+            last_names=frozenset(_words(pairs["l"])),
+            pairs=hashes,
+            birth_days=days,
+            students=len(student_ids),
+            source=source,
+        )
+
+    @classmethod
+    def from_warehouse(cls, con: Any, source: str = "") -> "StudentIndex":
+        """The index of every student in the warehouse (an Ibis connection)."""
+        table = con.table("students").select("student_id", "state_id", "first_name", "last_name", "date_of_birth")
+        frame = table.to_pyarrow()
+        return cls.from_columns(
+            frame.column("student_id").to_pylist(),
+            frame.column("state_id").to_pylist(),
+            frame.column("first_name").to_pylist(),
+            frame.column("last_name").to_pylist(),
+            frame.column("date_of_birth").to_pandas(),
+            source=source,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index (arrays plus the strings of the name vocabularies)."""
+        import sys
+
+        strings = sum(sys.getsizeof(word) for word in self.first_names | self.last_names | set(self.text_ids))
+        sets = sum(sys.getsizeof(s) for s in (self.first_names, self.last_names, self.text_ids))
+        return int(self.numeric_ids.nbytes + self.pairs.nbytes + self.birth_days.nbytes + strings + sets)
+
+    def describe(self) -> str:
+        return f"{self.students:,} students" + (f" from {self.source}" if self.source else "")
+
+    # --- scanning ---------------------------------------------------------------------------
+
+    def find(self, text: str, kinds: Iterable[str] = KINDS) -> list[Found]:
+        """Every identifier of `kinds` in `text`."""
+        kinds = frozenset(kinds)
+        found: list[Found] = []
+        if STUDENT_ID in kinds:
+            found += self._find_ids(text)
+        if DATE_OF_BIRTH in kinds:
+            found += self._find_dates(text)
+        if NAME in kinds:
+            found += self._find_names(text)
+        return found
+
+    def _find_ids(self, text: str) -> list[Found]:
+        found: list[Found] = []
+        if _HAS_DIGITS.search(text):
+            matches = list(_DIGITS.finditer(text))
+            if matches:
+                values = np.fromiter((int(m.group(1)) for m in matches), dtype=np.int64, count=len(matches))
+                hits = _contains(self.numeric_ids, values)
+                found += [Found(m.start(), m.end(), STUDENT_ID) for m, hit in zip(matches, hits) if hit]
+                if len(self.birth_days):
+                    # 20140301: a date of birth written without separators.
+                    eight = np.array([len(m.group(1)) == 8 for m in matches])
+                    if eight.any():
+                        born = _contains(self.birth_days, values) & eight & ~hits
+                        found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m, hit in zip(matches, born) if hit]
+        if self._text_id_pattern is not None:
+            found += [Found(m.start(), m.end(), STUDENT_ID) for m in self._text_id_pattern.finditer(text)]
+        return found
+
+    def _find_dates(self, text: str) -> list[Found]:
+        if not len(self.birth_days) or not re.search(r"\d{4}", text):
+            return []
+        found: list[Found] = []
+        for match in _DATES.finditer(text):
+            days = [number for number in _date_readings(match) if number is not None]
+            if days and _contains(self.birth_days, np.array(days, dtype=np.int64)).any():
+                found.append(Found(match.start(), match.end(), DATE_OF_BIRTH))
+        return found
+
+    def _find_names(self, text: str) -> list[Found]:
+        if not len(self.pairs):
+            return []
+        firsts, lasts = self.first_names, self.last_names
+        candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
+        for ordinal, match in enumerate(_WORD.finditer(text)):
+            word = match.group(0).casefold()
+            is_first, is_last = word in firsts, word in lasts
+            if is_first or is_last:
+                candidates.append((ordinal, match.start(), match.end(), word, is_first, is_last))
+        if len(candidates) < 2:
+            return []
+        records = _record_numbers(text, [c[1] for c in candidates])
+        pairs: list[tuple[int, int]] = []  # (candidate index of first name, of last name)
+        by_record: dict[int, list[int]] = {}
+        for index, record in enumerate(records):
+            by_record.setdefault(record, []).append(index)
+        for members in by_record.values():
+            if 1 < len(members) <= _MAX_NAMES_PER_RECORD:
+                pairs += [(i, j) for i in members if candidates[i][4] for j in members if j != i and candidates[j][5]]
+        for i in range(len(candidates)):  # neighbours across lines (a Series of one student's fields)
+            for j in range(i + 1, len(candidates)):
+                if candidates[j][0] - candidates[i][0] > NAME_WINDOW:
+                    break
+                if records[i] == records[j] and len(by_record[records[i]]) <= _MAX_NAMES_PER_RECORD:
+                    continue
+                if candidates[i][4] and candidates[j][5]:
+                    pairs.append((i, j))
+                if candidates[j][4] and candidates[i][5]:
+                    pairs.append((j, i))
+        if not pairs:
+            return []
+        hashes = _pair_hashes((candidates[i][3] for i, _ in pairs), (candidates[j][3] for _, j in pairs))
+        hits = _contains(self.pairs, hashes)
+        named = {index for (i, j), hit in zip(pairs, hits) if hit for index in (i, j)}
+        return [Found(candidates[i][1], candidates[i][2], NAME) for i in sorted(named)]
+
+    def redact(self, text: str, allowed: Iterable[str] = ()) -> Redaction:
+        """`text` with every identifier not `allowed` replaced by a label such as ``[student ID]``."""
+        kinds = [kind for kind in KINDS if kind not in set(allowed)]
+        if not kinds or not text:
+            return Redaction(text)
+        found = self.find(text, kinds)
+        if not found:
+            return Redaction(text)
+        return _apply(text, found)
+
+
+def _apply(text: str, found: list[Found]) -> Redaction:
+    counts: Counter = Counter()
+    pieces: list[str] = []
+    position = 0
+    for item in sorted(found, key=lambda f: (f.start, -f.end)):
+        if item.start < position:  # overlaps one already replaced
+            continue
+        pieces.append(text[position:item.start])
+        pieces.append(REPLACEMENTS[item.kind])
+        counts[item.kind] += 1
+        position = item.end
+    pieces.append(text[position:])
+    return Redaction("".join(pieces), counts)
+
+
+def _words(names: Iterable[str]) -> set[str]:
+    """The words of each name as the scanner reads them ("mary-jo" stays one word, "de la cruz" is three)."""
+    words: set[str] = set()
+    for name in names:
+        words.update(match.group(0).casefold() for match in _WORD.finditer(name))
+    return words
+
+
+def _record_numbers(text: str, positions: list[int]) -> list[int]:
+    """Which record (table row) each position is in: HTML rows when the text has them, else lines."""
+    if "<tr" in text:
+        breaks = [m.start() for m in re.finditer(r"<tr[\s>]|</tr>", text)]
+    else:
+        breaks = [m.start() for m in re.finditer(r"\n", text)]
+    return np.searchsorted(np.array(breaks, dtype=np.int64), np.array(positions, dtype=np.int64)).tolist()
+
+
+def _date_readings(match: re.Match) -> list[int | None]:
+    groups = match.groupdict()
+    if groups["iy"]:
+        return [_day_number(int(groups["iy"]), int(groups["im"]), int(groups["id"]))]
+    if groups["y"]:
+        year, a, b = int(groups["y"]), int(groups["a"]), int(groups["b"])
+        return [_day_number(year, a, b), _day_number(year, b, a)]  # month first, or day first
+    if groups["ny"]:
+        month = _MONTHS.get(groups["nm"].rstrip(".").lower())
+        return [_day_number(int(groups["ny"]), month, int(groups["nd"]))] if month else []
+    if groups["my"]:
+        month = _MONTHS.get(groups["mm"].rstrip(".").lower())
+        return [_day_number(int(groups["my"]), month, int(groups["md"]))] if month else []
+    if groups["py"]:
+        return [_day_number(int(groups["py"]), int(groups["pm"]), int(groups["pd"]))]
+    return []
+
+
+# --- when there is no warehouse to read ------------------------------------------------------
+
+class ShapeIndex:
+    """What stands in for the index when the warehouse cannot be read: fail closed by shape.
+
+    Every 7-digit number and every 10-digit number starting 1-9 is treated as a student ID, and
+    every date as a possible birth date. Names cannot be recognised without the warehouse; the
+    guard's status line says so.
+    """
+
+    students = 0
+    source = ""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    _SHAPES = re.compile(r"(?<![\d.])(?:\d{7}|[1-9]\d{9})(?:\.0+)?(?![\d.]?\d)")
+
+    def find(self, text: str, kinds: Iterable[str] = KINDS) -> list[Found]:
+        kinds = frozenset(kinds)
+        found: list[Found] = []
+        if STUDENT_ID in kinds:
+            found += [Found(m.start(), m.end(), STUDENT_ID) for m in self._SHAPES.finditer(text)]
+        if DATE_OF_BIRTH in kinds:
+            found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m in _DATES.finditer(text)]
+        return found
+
+    def redact(self, text: str, allowed: Iterable[str] = ()) -> Redaction:
+        kinds = [kind for kind in KINDS if kind not in set(allowed)]
+        found = self.find(text, kinds) if kinds and text else []
+        return _apply(text, found) if found else Redaction(text)
+
+    @property
+    def nbytes(self) -> int:
+        return 0
+
+    def describe(self) -> str:
+        return f"UNAVAILABLE ({self.problem})"
+
+
+def redact_value(index: Any, value: Any, allowed: Iterable[str] = (), counts: Counter | None = None) -> Any:
+    """`value` (a string, or lists and dicts of them, as in a message) with identifiers replaced."""
+    if isinstance(value, str):
+        result = index.redact(value, allowed)
+        if counts is not None:
+            counts.update(result.counts)
+        return result.text
+    if isinstance(value, dict):
+        return {key: redact_value(index, item, allowed, counts) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(index, item, allowed, counts) for item in value)
+    return value
