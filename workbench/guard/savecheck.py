@@ -15,8 +15,8 @@ was removed and why, never the value. Three places run it:
 
 * JupyterLab: `pre_save_hook` (``ContentsManager.pre_save_hook``, set by the Jupyter config
   ``workbench kernel install`` writes);
-* papermill: the ``workbench`` engine (`CheckedEngine`), which checks each save of the output
-  notebook;
+* papermill: the ``workbench`` engine (`workbench.guard.papermill_engine`), which checks each
+  save of the output notebook;
 * the command line: ``workbench scan NOTEBOOK...``.
 
 No Jupyter imports at module level: the check is plain nbformat JSON.
@@ -356,54 +356,6 @@ def _cleared_entirely(notebook: dict, reason: str) -> dict:
     return cleaned
 
 
-# --- papermill --------------------------------------------------------------------------------
-
-def _checked_copy(nb: Any) -> Any:
-    import nbformat
-
-    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)))
-    return nbformat.from_dict(cleaned)
-
-
-def papermill_engine() -> type:
-    """The ``workbench`` papermill engine: nbclient, with every save of the output checked."""
-    from papermill.engines import NBClientEngine, NotebookExecutionManager
-    from papermill.iorw import write_ipynb
-
-    class CheckedExecutionManager(NotebookExecutionManager):
-        def save(self, **kwargs):
-            if self.output_path:
-                write_ipynb(_checked_copy(self.nb), self.output_path)
-            self.last_save_time = self.now()
-
-    class CheckedEngine(NBClientEngine):
-        @classmethod
-        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                             autosave_cell_every=30, **kwargs):
-            nb_man = CheckedExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
-                                             log_output=log_output, autosave_cell_every=autosave_cell_every)
-            nb_man.notebook_start()
-            try:
-                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-            finally:
-                nb_man.cleanup_pbar()
-                nb_man.notebook_complete()
-            return _checked_copy(nb_man.nb)  # papermill writes what the engine returns
-
-    return CheckedEngine
-
-
-PAPERMILL_ENGINE = "workbench"
-
-
-def register_papermill_engine() -> str:
-    """Make ``engine_name="workbench"`` available to papermill in this process; returns the name."""
-    from papermill.engines import papermill_engines
-
-    papermill_engines.register(PAPERMILL_ENGINE, papermill_engine())
-    return PAPERMILL_ENGINE
-
-
 __all__ = [
     "Finding",
     "REPLACEMENTS",
@@ -412,6 +364,5 @@ __all__ = [
     "check_notebook_file",
     "clean_notebook",
     "pre_save_hook",
-    "register_papermill_engine",
     "scan_notebook",
 ]
