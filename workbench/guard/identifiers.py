@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import calendar
 import re
+from itertools import compress
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Kinds of identifier, as the release check names them.
 STUDENT_ID = "student_id"
@@ -50,6 +53,11 @@ NAME_WINDOW = 4  # words between a first and a last name on different lines
 _MAX_NAMES_PER_RECORD = 64  # past this, a record is read by the window only (no quadratic pairs)
 
 _DIGITS = re.compile(r"(?<![\d.])(\d{%d,10})(?:\.0+)?(?![\d.]?\d)" % MIN_INTEGER_DIGITS)
+_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_ISO_AFTER = re.compile(r"[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_NUMBERS_BEFORE = re.compile(r"(?<!\d)(\d{1,2})[/.\-](\d{1,2})[/.\-]$")
+_CALL_BEFORE = re.compile(r"date(?:time)?\($")
+_CALL_AFTER = re.compile(r",\s*(\d{1,2}),\s*(\d{1,2})(?!\d)")
 _HAS_DIGITS = re.compile(r"\d{%d}" % MIN_INTEGER_DIGITS)
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
@@ -67,11 +75,59 @@ _DATES = re.compile(
 )
 
 
-def _pair_hashes(firsts: Iterable[str], lasts: Iterable[str]) -> np.ndarray:
-    keys = np.asarray([f"{first}\x1f{last}" for first, last in zip(firsts, lasts)], dtype=object)
+_PAIR_SEPARATOR = "\x1f"
+
+
+def _hash_keys(keys: np.ndarray) -> np.ndarray:
     if len(keys) == 0:
         return np.empty(0, dtype=np.uint64)
-    return pd.util.hash_array(keys, categorize=False)
+    return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+
+
+_DAY_MONTH_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(" + _MONTH + r")\s+$", re.IGNORECASE)
+_MONTH_DAY_BEFORE = re.compile(r"(?<![A-Za-z])(" + _MONTH + r")\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+$", re.IGNORECASE)
+
+
+def _pair_hashes(firsts: Iterable[str], lasts: Iterable[str]) -> np.ndarray:
+    return _hash_keys(np.asarray([f"{first}{_PAIR_SEPARATOR}{last}" for first, last in zip(firsts, lasts)], dtype=object))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    ordered = np.sort(np.asarray(values))
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
+def _strings(values: Any) -> pa.Array:
+    """A column of IDs or names (list, NumPy, pandas or Arrow) as an Arrow string array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    if isinstance(values, pd.Series):
+        values = values.to_numpy(dtype=object)
+    values = values if isinstance(values, (list, np.ndarray)) else list(values)
+    array = pa.array(values, from_pandas=True)
+    return array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+
+
+def _day_numbers(dates: Any) -> np.ndarray:
+    """Dates as yyyymmdd integers (unreadable ones left out)."""
+    if isinstance(dates, pa.ChunkedArray):
+        dates = dates.combine_chunks()
+    if not isinstance(dates, pa.Array):
+        if not isinstance(dates, (np.ndarray, pd.Series, pd.Index)):
+            dates = pd.Index(list(dates), dtype=object)
+        converted = pd.to_datetime(dates, errors="coerce")
+        dates = pa.array(np.asarray(converted, dtype="datetime64[ns]"), from_pandas=True)
+    if pa.types.is_string(dates.type):
+        return _day_numbers(dates.to_pandas())
+    dates = dates.drop_null()
+    if len(dates) == 0:
+        return np.empty(0, dtype=np.int64)
+    days = pc.add(pc.add(pc.multiply(pc.year(dates), 10_000), pc.multiply(pc.month(dates), 100)), pc.day(dates))
+    return days.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -88,8 +144,7 @@ def _day_number(year: int, month: int, day: int) -> int | None:
     return year * 10_000 + month * 100 + day
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """One identifier in a text: where it is and what kind it is (never kept beyond redaction)."""
 
     start: int
@@ -129,6 +184,7 @@ class StudentIndex:
         self.birth_days = birth_days
         self.students = students
         self.source = source
+        self._birth_years = frozenset(int(year) for year in np.unique(birth_days // 10_000))
         self._text_id_pattern = (
             re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(text_ids, key=len, reverse=True))) + r")(?![\w-])")
             if text_ids
@@ -147,27 +203,28 @@ class StudentIndex:
         birth_dates: Iterable[Any] = (),
         source: str = "",
     ) -> "StudentIndex":
-        student_ids, state_ids = list(student_ids), list(state_ids)
-        ids = pd.Series(student_ids + state_ids, dtype=object).dropna().astype(str).str.strip()
-        is_number = ids.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
-        numeric = np.unique(ids[is_number].astype("int64").to_numpy())
-        text_ids = frozenset(ids[~is_number & (ids != "")])
-        firsts = pd.Series(list(first_names), dtype=object).fillna("").astype(str).str.strip().str.casefold()
-        lasts = pd.Series(list(last_names), dtype=object).fillna("").astype(str).str.strip().str.casefold()
-        named = (firsts != "") & (lasts != "")
-        firsts, lasts = firsts[named], lasts[named]
-        pairs = pd.DataFrame({"f": firsts.to_numpy(), "l": lasts.to_numpy()}).drop_duplicates()
-        hashes = np.unique(_pair_hashes(pairs["f"], pairs["l"]))
-        born = pd.to_datetime(pd.Series(list(birth_dates), dtype=object), errors="coerce").dropna()
-        days = np.unique((born.dt.year * 10_000 + born.dt.month * 100 + born.dt.day).to_numpy(dtype="int64"))
+        ids = pc.utf8_trim_whitespace(pa.concat_arrays([_strings(student_ids), _strings(state_ids)]).drop_null())
+        students = len(_strings(student_ids))
+        is_number = pc.and_(pc.utf8_is_digit(ids), pc.less_equal(pc.utf8_length(ids), 18))
+        numeric = _sorted_unique(pc.cast(ids.filter(is_number), pa.int64()).to_numpy())
+        others = ids.filter(pc.and_(pc.invert(is_number), pc.not_equal(ids, "")))
+        text_ids = frozenset(others.to_pylist())
+        firsts = pc.utf8_lower(pc.utf8_trim_whitespace(_strings(first_names).fill_null("")))
+        lasts = pc.utf8_lower(pc.utf8_trim_whitespace(_strings(last_names).fill_null("")))
+        if len(firsts) != len(lasts):
+            raise ValueError("first_names and last_names must be the same length")
+        named = pc.and_(pc.not_equal(firsts, ""), pc.not_equal(lasts, ""))
+        firsts, lasts = firsts.filter(named), lasts.filter(named)
+        keys = pc.unique(pc.binary_join_element_wise(firsts, lasts, _PAIR_SEPARATOR))
+        hashes = _sorted_unique(_hash_keys(keys.to_numpy(zero_copy_only=False)))
         return cls(
             numeric_ids=numeric,
             text_ids=text_ids,
-            first_names=frozenset(_words(pairs["f"])),
-            last_names=frozenset(_words(pairs["l"])),
+            first_names=frozenset(_words(pc.unique(firsts))),
+            last_names=frozenset(_words(pc.unique(lasts))),
             pairs=hashes,
-            birth_days=days,
-            students=len(student_ids),
+            birth_days=_sorted_unique(_day_numbers(birth_dates)),
+            students=students,
             source=source,
         )
 
@@ -176,14 +233,7 @@ class StudentIndex:
         """The index of every student in the warehouse (an Ibis connection)."""
         table = con.table("students").select("student_id", "state_id", "first_name", "last_name", "date_of_birth")
         frame = table.to_pyarrow()
-        return cls.from_columns(
-            frame.column("student_id").to_pylist(),
-            frame.column("state_id").to_pylist(),
-            frame.column("first_name").to_pylist(),
-            frame.column("last_name").to_pylist(),
-            frame.column("date_of_birth").to_pandas(),
-            source=source,
-        )
+        return cls.from_columns(*(frame.column(name) for name in frame.column_names), source=source)
 
     @property
     def nbytes(self) -> int:
@@ -218,7 +268,7 @@ class StudentIndex:
             if matches:
                 values = np.fromiter((int(m.group(1)) for m in matches), dtype=np.int64, count=len(matches))
                 hits = _contains(self.numeric_ids, values)
-                found += [Found(m.start(), m.end(), STUDENT_ID) for m, hit in zip(matches, hits) if hit]
+                found += [Found(*m.span(), STUDENT_ID) for m in compress(matches, hits)]
                 if len(self.birth_days):
                     # 20140301: a date of birth written without separators.
                     eight = np.array([len(m.group(1)) == 8 for m in matches])
@@ -230,22 +280,58 @@ class StudentIndex:
         return found
 
     def _find_dates(self, text: str) -> list[Found]:
-        if not len(self.birth_days) or not re.search(r"\d{4}", text):
+        """Dates of birth: each year someone was born in, read with what stands around it."""
+        if not len(self.birth_days):
             return []
-        found: list[Found] = []
-        for match in _DATES.finditer(text):
-            days = [number for number in _date_readings(match) if number is not None]
-            if days and _contains(self.birth_days, np.array(days, dtype=np.int64)).any():
-                found.append(Found(match.start(), match.end(), DATE_OF_BIRTH))
-        return found
+        spans: list[tuple[int, int]] = []
+        readings: list[int] = []
+        owners: list[int] = []
+        for year_match in _YEAR.finditer(text):
+            year = int(year_match.group(0))
+            if year not in self._birth_years:
+                continue
+            start, end = year_match.span()
+            here: list[tuple[int, int, list[int | None]]] = []
+            after = _ISO_AFTER.match(text, end)
+            if after:  # 2012-03-04, 2012/03/04
+                here.append((start, after.end(), [_day_number(year, int(after.group(1)), int(after.group(2)))]))
+            before = _NUMBERS_BEFORE.search(text, max(0, start - 6), start)
+            if before:  # 03/04/2012, either way round
+                a, b = int(before.group(1)), int(before.group(2))
+                here.append((before.start(), end, [_day_number(year, a, b), _day_number(year, b, a)]))
+            window = max(0, start - 24)
+            named = _DAY_MONTH_BEFORE.search(text, window, start)
+            if named:  # 4 March 2012
+                here.append((named.start(), end, [_day_number(year, _MONTHS[named.group(2).rstrip(".").lower()], int(named.group(1)))]))
+            named = _MONTH_DAY_BEFORE.search(text, window, start)
+            if named:  # March 4, 2012
+                here.append((named.start(), end, [_day_number(year, _MONTHS[named.group(1).rstrip(".").lower()], int(named.group(2)))]))
+            if _CALL_BEFORE.search(text, max(0, start - 10), start):  # datetime.date(2012, 3, 4)
+                call = _CALL_AFTER.match(text, end)
+                if call:
+                    here.append((start, call.end(), [_day_number(year, int(call.group(1)), int(call.group(2)))]))
+            for begin, finish, days in here:
+                for day in days:
+                    if day is not None:
+                        readings.append(day)
+                        owners.append(len(spans))
+                spans.append((begin, finish))
+        if not readings:
+            return []
+        hits = _contains(self.birth_days, np.array(readings, dtype=np.int64))
+        born = sorted({owners[i] for i in np.flatnonzero(hits)})
+        return [Found(spans[i][0], spans[i][1], DATE_OF_BIRTH) for i in born]
 
     def _find_names(self, text: str) -> list[Found]:
         if not len(self.pairs):
             return []
         firsts, lasts = self.first_names, self.last_names
+        words = {word.lower() for word in _WORD.findall(text)}
+        if not (words & firsts) or not (words & lasts):
+            return []
         candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
         for ordinal, match in enumerate(_WORD.finditer(text)):
-            word = match.group(0).casefold()
+            word = match.group(0).lower()
             is_first, is_last = word in firsts, word in lasts
             if is_first or is_last:
                 candidates.append((ordinal, match.start(), match.end(), word, is_first, is_last))
@@ -302,11 +388,12 @@ def _apply(text: str, found: list[Found]) -> Redaction:
     return Redaction("".join(pieces), counts)
 
 
-def _words(names: Iterable[str]) -> set[str]:
+def _words(names: pa.Array) -> set[str]:
     """The words of each name as the scanner reads them ("mary-jo" stays one word, "de la cruz" is three)."""
-    words: set[str] = set()
-    for name in names:
-        words.update(match.group(0).casefold() for match in _WORD.finditer(name))
+    plain = pc.match_substring_regex(names, r"^[a-z]+(?:['\-][a-z]+)*$")
+    words: set[str] = set(names.filter(plain).to_pylist())
+    for name in names.filter(pc.invert(plain)).to_pylist():
+        words.update(match.group(0).lower() for match in _WORD.finditer(name))
     return words
 
 
