@@ -13,7 +13,7 @@ in it by value:
 * **Dates of birth**: ISO (``2014-03-01``), ``2014/03/01``, ``03/01/2014`` read either way round,
   ``1 March 2014``, ``March 1, 2014``, ``20140301`` and ``datetime.date(2014, 3, 1)``.
 
-The index is compact (sorted NumPy arrays of integers and hashes, plus the two name vocabularies)
+The index is compact (sorted NumPy arrays of integers, plus the two numbered name vocabularies)
 so a district of a million students fits in a few tens of megabytes. Pure Python and NumPy: no
 Jupyter here.
 """
@@ -53,6 +53,7 @@ NAME_WINDOW = 4  # words between a first and a last name on different lines
 _MAX_NAMES_PER_RECORD = 64  # past this, a record is read by the window only (no quadratic pairs)
 
 _DIGITS = re.compile(r"(?<![\d.])(\d{%d,10})(?:\.0+)?(?![\d.]?\d)" % MIN_INTEGER_DIGITS)
+_PLAIN_NAME = re.compile(r"^[a-z]+(?:['\-][a-z]+)*$")  # one word the scanner reads whole
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
 _ISO_AFTER = re.compile(r"[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _NUMBERS_BEFORE = re.compile(r"(?<!\d)(\d{1,2})[/.\-](\d{1,2})[/.\-]$")
@@ -75,21 +76,41 @@ _DATES = re.compile(
 )
 
 
-_PAIR_SEPARATOR = "\x1f"
-
-
-def _hash_keys(keys: np.ndarray) -> np.ndarray:
-    if len(keys) == 0:
-        return np.empty(0, dtype=np.uint64)
-    return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
-
-
 _DAY_MONTH_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(" + _MONTH + r")\s+$", re.IGNORECASE)
 _MONTH_DAY_BEFORE = re.compile(r"(?<![A-Za-z])(" + _MONTH + r")\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+$", re.IGNORECASE)
 
 
-def _pair_hashes(firsts: Iterable[str], lasts: Iterable[str]) -> np.ndarray:
-    return _hash_keys(np.asarray([f"{first}{_PAIR_SEPARATOR}{last}" for first, last in zip(firsts, lasts)], dtype=object))
+def _name_pairs(firsts: pa.Array, lasts: pa.Array) -> tuple[dict[str, int], dict[str, int], np.ndarray]:
+    """Numbered vocabularies of first and last names (by word) and each student's pair of numbers.
+
+    Names are dictionary-encoded in Arrow, so a pair is two small integers; a name of several
+    words ("mary jo", "de la cruz") is also paired word by word, so any word of each half finds it.
+    """
+    first_codes, last_codes = pc.dictionary_encode(firsts), pc.dictionary_encode(lasts)
+    first_vocabulary = {name: number for number, name in enumerate(first_codes.dictionary.to_pylist())}
+    last_vocabulary = {name: number for number, name in enumerate(last_codes.dictionary.to_pylist())}
+    several_first, several_last = (
+        codes.dictionary.filter(pc.invert(pc.match_substring_regex(codes.dictionary, _PLAIN_NAME.pattern))).to_pylist()
+        for codes in (first_codes, last_codes)
+    )
+    for vocabulary, names in ((first_vocabulary, several_first), (last_vocabulary, several_last)):
+        for word in _words(names):
+            vocabulary.setdefault(word, len(vocabulary))
+    span = len(last_vocabulary)
+    first_numbers = first_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    last_numbers = last_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = [first_numbers * span + last_numbers]
+    if several_first or several_last:
+        odd_first = np.isin(first_numbers, [first_vocabulary[n] for n in several_first])
+        odd_last = np.isin(last_numbers, [last_vocabulary[n] for n in several_last])
+        first_names, last_names = list(first_vocabulary), list(last_vocabulary)
+        extra = {
+            first_vocabulary[a] * span + last_vocabulary[b]
+            for f, l in set(zip(first_numbers[odd_first | odd_last].tolist(), last_numbers[odd_first | odd_last].tolist()))
+            for a in _words([first_names[f]]) for b in _words([last_names[l]])
+        }
+        keys.append(np.fromiter(extra, dtype=np.int64, count=len(extra)))
+    return first_vocabulary, last_vocabulary, _sorted_unique(np.concatenate(keys))
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -169,8 +190,8 @@ class StudentIndex:
         self,
         numeric_ids: np.ndarray,
         text_ids: frozenset[str],
-        first_names: frozenset[str],
-        last_names: frozenset[str],
+        first_names: dict[str, int],
+        last_names: dict[str, int],
         pairs: np.ndarray,
         birth_days: np.ndarray,
         students: int,
@@ -178,9 +199,9 @@ class StudentIndex:
     ) -> None:
         self.numeric_ids = numeric_ids
         self.text_ids = text_ids
-        self.first_names = first_names
+        self.first_names = first_names  # word -> number
         self.last_names = last_names
-        self.pairs = pairs
+        self.pairs = pairs  # sorted first * len(last_names) + last, one per student's name
         self.birth_days = birth_days
         self.students = students
         self.source = source
@@ -214,15 +235,13 @@ class StudentIndex:
         if len(firsts) != len(lasts):
             raise ValueError("first_names and last_names must be the same length")
         named = pc.and_(pc.not_equal(firsts, ""), pc.not_equal(lasts, ""))
-        firsts, lasts = firsts.filter(named), lasts.filter(named)
-        keys = pc.unique(pc.binary_join_element_wise(firsts, lasts, _PAIR_SEPARATOR))
-        hashes = _sorted_unique(_hash_keys(keys.to_numpy(zero_copy_only=False)))
+        first_vocabulary, last_vocabulary, pairs = _name_pairs(firsts.filter(named), lasts.filter(named))
         return cls(
             numeric_ids=numeric,
             text_ids=text_ids,
-            first_names=frozenset(_words(pc.unique(firsts))),
-            last_names=frozenset(_words(pc.unique(lasts))),
-            pairs=hashes,
+            first_names=first_vocabulary,
+            last_names=last_vocabulary,
+            pairs=pairs,
             birth_days=_sorted_unique(_day_numbers(birth_dates)),
             students=students,
             source=source,
@@ -240,7 +259,7 @@ class StudentIndex:
         """Memory held by the index (arrays plus the strings of the name vocabularies)."""
         import sys
 
-        strings = sum(sys.getsizeof(word) for word in self.first_names | self.last_names | set(self.text_ids))
+        strings = sum(sys.getsizeof(word) for word in [*self.first_names, *self.last_names, *self.text_ids])
         sets = sum(sys.getsizeof(s) for s in (self.first_names, self.last_names, self.text_ids))
         return int(self.numeric_ids.nbytes + self.pairs.nbytes + self.birth_days.nbytes + strings + sets)
 
@@ -327,7 +346,7 @@ class StudentIndex:
             return []
         firsts, lasts = self.first_names, self.last_names
         words = {word.lower() for word in _WORD.findall(text)}
-        if not (words & firsts) or not (words & lasts):
+        if not any(word in firsts for word in words) or not any(word in lasts for word in words):
             return []
         candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
         for ordinal, match in enumerate(_WORD.finditer(text)):
@@ -357,8 +376,10 @@ class StudentIndex:
                     pairs.append((j, i))
         if not pairs:
             return []
-        hashes = _pair_hashes((candidates[i][3] for i, _ in pairs), (candidates[j][3] for _, j in pairs))
-        hits = _contains(self.pairs, hashes)
+        span = len(lasts)
+        keys = np.fromiter((firsts[candidates[i][3]] * span + lasts[candidates[j][3]] for i, j in pairs),
+                           dtype=np.int64, count=len(pairs))
+        hits = _contains(self.pairs, keys)
         named = {index for (i, j), hit in zip(pairs, hits) if hit for index in (i, j)}
         return [Found(candidates[i][1], candidates[i][2], NAME) for i in sorted(named)]
 
@@ -388,9 +409,10 @@ def _apply(text: str, found: list[Found]) -> Redaction:
     return Redaction("".join(pieces), counts)
 
 
-def _words(names: pa.Array) -> set[str]:
+def _words(names: pa.Array | list[str]) -> set[str]:
     """The words of each name as the scanner reads them ("mary-jo" stays one word, "de la cruz" is three)."""
-    plain = pc.match_substring_regex(names, r"^[a-z]+(?:['\-][a-z]+)*$")
+    names = names if isinstance(names, pa.Array) else pa.array(names, type=pa.string())
+    plain = pc.match_substring_regex(names, _PLAIN_NAME.pattern)
     words: set[str] = set(names.filter(plain).to_pylist())
     for name in names.filter(pc.invert(plain)).to_pylist():
         words.update(match.group(0).lower() for match in _WORD.finditer(name))
