@@ -38,8 +38,12 @@ def rule():
     return load_policy("bps").small_group_rule()
 
 
+_cell_numbers = iter(range(10**6))
+
+
 def cell(*outputs, source="x"):
-    return {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": source, "outputs": list(outputs)}
+    return {"cell_type": "code", "id": f"cell-{next(_cell_numbers)}", "execution_count": 1, "metadata": {},
+            "source": source, "outputs": list(outputs)}
 
 
 def stream(text, name="stdout"):
