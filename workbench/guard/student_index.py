@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,29 @@ def load_index(location: str | os.PathLike | None = None) -> StudentIndex | Shap
         return ShapeIndex(f"cannot read students from {where}: {type(exc).__name__}")
 
 
-def current_index(refresh: bool = False) -> StudentIndex | ShapeIndex:
-    """The configured warehouse's index, reloaded when the setting or the file changes."""
-    global _cached
-    from workbench.config import warehouse_location
+RECHECK_SECONDS = 5.0  # how often the setting and the file are looked at again
+_checked_at = 0.0
 
-    try:
-        where = warehouse_location()
-    except Exception:  # noqa: BLE001
-        where = "?"
+
+def current_index(refresh: bool = False) -> StudentIndex | ShapeIndex:
+    """The configured warehouse's index, reloaded when the setting or the file changes.
+
+    Asked for every output a kernel sends, so the setting and the file's time stamp are looked at
+    again at most every `RECHECK_SECONDS`.
+    """
+    global _cached, _checked_at
     with _lock:
-        if _cached is not None and _cached[0] == _GIVEN and not refresh:
-            return _cached[2]
+        if _cached is not None and not refresh:
+            if _cached[0] == _GIVEN or time.monotonic() - _checked_at < RECHECK_SECONDS:
+                return _cached[2]
+        from workbench.config import warehouse_location
+
+        try:
+            where = warehouse_location()
+        except Exception:  # noqa: BLE001
+            where = "?"
         stamp = _modified(where)
+        _checked_at = time.monotonic()
         if refresh or _cached is None or _cached[0] != where or _cached[1] != stamp:
             _cached = (where, stamp, load_index(None if where == "?" else where))
         return _cached[2]
