@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterable, Literal, Protocol
 
 import numpy as np
@@ -242,8 +242,9 @@ def _dimension_positions(frame: pd.DataFrame, label_columns: frozenset[str]) -> 
 def _count_matrix(frame: pd.DataFrame, label_columns: frozenset[str]) -> np.ndarray:
     """Rows x columns of numbers that could be counts (NaN elsewhere)."""
     matrix = np.full(frame.shape, np.nan)
+    dimensions = _dimension_positions(frame, label_columns)
     for position in range(frame.shape[1]):
-        if position in _dimension_positions(frame, label_columns):
+        if position in dimensions:
             continue
         matrix[:, position] = _numbers_in(frame.iloc[:, position])
     return matrix
@@ -262,29 +263,32 @@ def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, 
         whole = np.isfinite(matrix) & (matrix == np.floor(matrix)) & (matrix >= 1) & ~masked
     if not fractional.any() or not whole.any():
         return found
-    for row in np.flatnonzero(fractional.any(axis=1) & whole.any(axis=1)):
-        denominators = matrix[row, whole[row]]
-        for column in np.flatnonzero(fractional[row]):
-            value = matrix[row, column]
-            shares = [value / 100.0] + ([value] if value <= 1 else [])
-            decimals = _decimals(value)
-            for share in shares:
-                implied = share * denominators
-                for count in (implied, denominators - implied):
+    threshold = effective_threshold(rule)
+    for column in np.flatnonzero(fractional.any(axis=0)):
+        values = np.where(fractional[:, column], matrix[:, column], np.nan)
+        half_step = 0.5 * 10.0 ** -_decimal_places(values)  # how far the shown value may be from the exact one
+        for other in np.flatnonzero(whole.any(axis=0)):
+            rows = fractional[:, column] & whole[:, other]
+            if not rows.any():
+                continue
+            totals = matrix[:, other]
+            for scale, usable in ((100.0, rows), (1.0, rows & (values <= 1))):
+                implied = values / scale * totals
+                for count in (implied, totals - implied):
                     nearest = np.round(count)
-                    # how far the shown value may be from the exact share, given its rounding
-                    slack = 0.5 * 10.0 ** -decimals * (denominators / (100.0 if share != value else 1.0))
-                    close = np.abs(count - nearest) <= slack + 1e-9
-                    if any(is_small_count(k, rule) for k in nearest[close] if k > 0):
-                        found[row, column] = True
+                    close = np.abs(count - nearest) <= half_step * totals / scale + 1e-9
+                    small = (nearest > 0) & ((nearest <= threshold) if rule.comparison == "<=" else (nearest < threshold))
+                    found[:, column] |= usable & close & small
     return found
 
 
-def _decimals(value: float) -> int:
-    text = repr(float(value))
-    if "e" in text:
-        return 6
-    return min(len(text.split(".")[1]), 6) if "." in text else 0
+def _decimal_places(values: np.ndarray) -> np.ndarray:
+    """How many decimals each value is shown with (at most 6): 5.8 -> 1, 5.833333 -> 6."""
+    places = np.full(values.shape, 6)
+    for digits in range(5, -1, -1):
+        with np.errstate(invalid="ignore"):
+            places = np.where(np.isclose(np.round(values, digits), values, rtol=0, atol=1e-9), digits, places)
+    return places
 
 
 def _small_cells(matrix: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
