@@ -35,7 +35,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, KINDS, REPLACEMENTS
+from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, KINDS
 from workbench.guard.masking import WITHHELD, guard_table
 
 NOTE_PREFIX = "workbench guard: "
@@ -358,7 +358,6 @@ def _cleared_entirely(notebook: dict, reason: str) -> dict:
 
 __all__ = [
     "Finding",
-    "REPLACEMENTS",
     "ScanResult",
     "check_notebook",
     "check_notebook_file",
