@@ -274,3 +274,64 @@ def test_student_level_frames_never_render_a_value(ids, id_column, level, as_ind
     assert decision.action == "summarize" and decision.data is None
     shown = decision.summary.to_frame().to_string() + decision.summary.row_count_text(BELOW_10)
     assert not any(student_id in shown for student_id in ids)
+
+
+# --- counts the table's shape hides -------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "shown, masked",
+    [
+        (5.8, True),  # 7 of 120
+        (0.058, True),  # the same as a rate
+        (94.2, True),  # 113 of 120: the 7 who are not
+        (5.83333, True),
+        (50.4, False),  # 60 of 120
+        (12.5, False),  # 15 of 120
+    ],
+)
+def test_a_percentage_beside_its_denominator_is_masked_when_it_gives_a_small_count(shown, masked):
+    table = pd.DataFrame({"students": [120, 240], "chronic_pct": [shown, 50.4]}, index=["Adams", "Baker"])
+    result = mask_small_counts(table, BELOW_10)
+    assert bool(result.data.loc["Adams", "chronic_pct"] == MASK) is masked
+    assert result.data.loc["Baker", "chronic_pct"] == 50.4 and result.data.loc["Adams", "students"] == 120
+
+
+@settings(max_examples=150, deadline=None)
+@given(small=st.integers(1, 9), total=st.integers(10, 5000), places=st.integers(1, 3))
+def test_no_rounded_percentage_of_a_small_group_survives_beside_its_total(small, total, places):
+    percent = round(100 * small / total, places)
+    if percent == int(percent):  # a whole number is masked as a count already
+        percent += 0.0
+    table = pd.DataFrame({"students": [total], "pct": [percent]})
+    result = mask_small_counts(table, BELOW_10)
+    shown = result.data.loc[0, "pct"]
+    assert shown == MASK or (percent == int(percent) and not is_small_count(percent, BELOW_10)), (small, total, percent)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda d: d.groupby("school")["grade"].count(),
+        lambda d: d.groupby("school")[["grade"]].count(),
+        lambda d: d.pivot_table(values="grade", index="school", aggfunc="count"),
+        lambda d: d.pivot_table(values=["grade"], index="school", columns="gender", aggfunc="count"),
+        lambda d: d[d.school == "Adams"].describe(),
+    ],
+)
+def test_counts_through_a_label_column_are_masked(build):
+    students = pd.DataFrame({"school": ["Adams"] * 6 + ["Baker"] * 40, "grade": [3] * 46, "gender": ["F", "M"] * 23})
+    result = guard_table(build(students), BELOW_10, "aggregate")
+    text = result.data.to_string()
+    assert result.report.small_cells >= 1 and " 6" not in text and "6.0" not in text
+
+
+def test_a_grade_column_of_a_flat_table_stays_a_label():
+    table = pd.DataFrame({"school": ["Adams"] * 3, "grade": [3, 4, 5], "students": [40, 52, 61]})
+    assert guard_table(table, BELOW_10, "aggregate").action == "show"
+
+
+def test_decimal_counts_are_counts():
+    from decimal import Decimal
+
+    table = pd.DataFrame({"n": [Decimal(120), Decimal(7), Decimal(45)]}, index=["a", "b", "c"])
+    assert mask_small_counts(table, BELOW_10).report.small_cells == 1

@@ -275,3 +275,68 @@ def test_no_drawing_path_shows_a_student_id(ids, column, level):
         settings.reset()
     for text in drawn:
         assert not [student_id for student_id in ids if student_id in text]
+
+
+# --- Styler output methods, concatenated tables, and the registry ------------------------------
+
+def test_every_styler_output_method_is_masked_typst_and_concat_included(guarded):
+    assert "to_typst" in patches.styler_output_methods()
+    typst = counts().style.to_typst()
+    cells = set(re.findall(r"\[([^\]]*)\]", typst))
+    assert "workbench guard: 4 cells masked" in typst and MASK in cells and not cells & set(SMALL + PROTECTED_BY_TOTALS)
+    with_totals = counts().style.concat(counts().agg(["sum"]).style)
+    text = with_totals.to_html()
+    shown = words(text)
+    assert "workbench guard:" in text and not shown & set(SMALL) and "10" not in shown  # 7 + 3 in the sum row
+
+
+def test_a_styler_method_pandas_adds_later_is_guarded_unless_reviewed(monkeypatch):
+    def to_future(self, buf=None, **options):
+        return self.data.to_string()
+
+    monkeypatch.setattr(Styler, "to_future", to_future, raising=False)
+    monkeypatch.delenv(settings.POLICY_ENV, raising=False)
+    settings.reset()
+    guard.activate(policy="bps", level="aggregate")
+    try:
+        assert_masked(counts().style.to_future())
+        assert "to_excel" not in patches.styler_output_methods()  # reviewed: writes a file on purpose
+    finally:
+        guard.deactivate()
+        settings.reset()
+    assert "workbench guard" not in counts().style.to_future()
+
+
+def test_the_guards_modules_import_each_other_without_a_circle():
+    """Every import between modules of workbench/guard (function-level ones included) goes one way."""
+    import ast
+    from pathlib import Path
+
+    import workbench.guard as package
+
+    folder = Path(package.__file__).parent
+    modules = {path.stem for path in folder.glob("*.py") if path.stem != "__init__"}
+    imports: dict[str, set[str]] = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("workbench.guard."):
+                    found.add(node.module.split(".")[2])
+                elif node.module == "workbench.guard":
+                    found |= {alias.name for alias in node.names if alias.name in modules}
+        imports[name] = found & modules
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(step == goal or (step not in seen and reaches(step, goal, seen | {step})) for step in imports[start])
+
+    circles = sorted(name for name in modules if reaches(name, name, set()))
+    assert not circles, f"modules in an import circle: {circles}"
+
+
+def test_decimal_counts_from_sql_are_masked(guarded):
+    from decimal import Decimal
+
+    table = pd.DataFrame({"n": [Decimal(120), Decimal(7), Decimal(45)]}, index=["a", "b", "c"])
+    assert "workbench guard: 2 cells masked" in repr(table)

@@ -29,6 +29,7 @@ def main() -> None:
 from workbench.cli import data_commands  # noqa: E402,F401
 from workbench.cli import request_commands  # noqa: E402,F401
 from workbench.cli import kernel_commands  # noqa: E402,F401
+from workbench.cli import guard_commands  # noqa: E402,F401
 from workbench.cli import disclosure_commands  # noqa: E402,F401
 from workbench.cli import release_commands  # noqa: E402,F401
 from workbench.cli import demo_commands  # noqa: E402,F401

@@ -6,12 +6,16 @@
 
 Small counts in any DataFrame or Series that is displayed or printed are masked, with a banner;
 student-level frames become a schema summary unless the request is identified; aggregate-only
-fields are withheld from student-level requests. See docs/guard.md for what it covers and what
-it cannot.
+fields are withheld from student-level requests. In a kernel, every message is also scanned for
+the warehouse's students by value (IDs, names, birth dates). See docs/guard.md for what it covers
+and what it cannot.
 
-Layout: `masking` is the pure pandas core (no Jupyter); `settings` holds the active policy and
-level; `rendering` and `patches` apply the core to pandas' display methods; `registry` lets
-reviewed table types show themselves; `ipython` is the IPython extension and magic.
+Layout: `masking` is the pure pandas core (no Jupyter); `identifiers` the pure index and scanner
+of students by value, `student_index` loads it; `settings` holds the active policy and level;
+`rendering` and `patches` apply the core to pandas' display methods; `structured` reads other
+table objects as pandas; `registry` lets reviewed table types show themselves; `channels` scans
+the kernel's messages; `ipython` is the IPython extension and magic; `savecheck` and
+`papermill_engine` check notebooks as they are stored.
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ Loading it (the "Python 3 (workbench)" kernel does at start):
 2. installs the pandas patches (`workbench.guard.patches`);
 3. registers text/plain and text/html printers for DataFrame, Series and Styler with IPython's
    display formatters, so a printer another library registered earlier cannot bypass the guard;
-4. adds the ``%workbench`` line magic: ``%workbench status``, ``%workbench policy bps``,
+4. registers display printers for objects that hold numbers without being pandas tables (NumPy
+   arrays, lists and dicts of numbers, pyarrow, DuckDB, Ibis, Polars; `workbench.guard.structured`);
+5. loads the index of the warehouse's students and scans every message the kernel sends for them
+   (`workbench.guard.channels`);
+6. adds the ``%workbench`` line magic: ``%workbench status``, ``%workbench policy bps``,
    ``%workbench level aggregate``.
 
 ``%unload_ext workbench`` undoes all of it.
@@ -20,7 +24,9 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 
-from workbench.guard import patches, settings
+from workbench.guard import channels, patches, settings, structured
+from workbench.guard.rendering import decide
+from workbench.guard.student_index import current_index, status_line
 
 MAGIC_NAME = "workbench"
 USAGE = "usage: %workbench status | %workbench policy NAME | %workbench level LEVEL"
@@ -48,20 +54,98 @@ def _printers() -> list[tuple[str, type, Any]]:
     return printers
 
 
+BUNDLE = "mimebundle"
+
+
+WITHHELD = "workbench guard: this object is not shown because the guard could not check it ({})."
+
+
+def _guarded_table(obj: Any) -> Any:
+    """`obj` as a pandas table if the guard changes what it shows; None if it may show itself."""
+    table = structured.as_table(obj)
+    if table is None or decide(table).action == "show":
+        return None
+    return table
+
+
+def _structured_bundle(obj: Any) -> dict | None:
+    """The guarded display of a non-pandas object that holds a table; None: let it show itself."""
+    try:
+        table = _guarded_table(obj)
+    except Exception as exc:  # noqa: BLE001 - fail closed: show that it was withheld, not the object
+        return {"text/plain": WITHHELD.format(type(exc).__name__)}
+    if table is None:
+        return None
+    html = table._repr_html_() if isinstance(table, pd.DataFrame) else None
+    bundle = {"text/plain": repr(table)}  # the patched __repr__: banner and masked table
+    if html is not None:
+        bundle["text/html"] = html
+    return bundle
+
+
+def _structured_types() -> list[type]:
+    """Classes whose display goes through `_structured_bundle` (those of libraries that are installed)."""
+    import importlib
+
+    import numpy as np
+
+    types: list[type] = [list, tuple, dict, np.ndarray, pd.Index]
+    for module, names in (
+        ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray")),
+        ("duckdb", ("DuckDBPyRelation",)),
+        ("ibis.expr.types", ("Table", "Column", "Scalar")),
+        ("polars", ("DataFrame", "Series", "LazyFrame")),
+    ):
+        try:
+            loaded = importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - a library that is not installed has nothing to guard
+            continue
+        types += [getattr(loaded, name) for name in names if isinstance(getattr(loaded, name, None), type)]
+    return types
+
+
+def _sequence_printer(previous: Any) -> Any:
+    """text/plain for list, tuple and dict: IPython draws these with its own printer, after any
+    bundle, so the guard takes that printer's place and hands back what it does not change."""
+
+    def printer(obj: Any, p: Any, cycle: bool) -> None:
+        try:
+            table = None if cycle else _guarded_table(obj)
+        except Exception as exc:  # noqa: BLE001
+            p.text(WITHHELD.format(type(exc).__name__))
+            return
+        if table is not None:
+            p.text(repr(table))
+        elif previous is not None:
+            previous(obj, p, cycle)
+        else:
+            p.text(repr(obj))
+
+    return printer
+
+
+def _formatter(ip: Any, mime: str) -> Any:
+    return ip.display_formatter.mimebundle_formatter if mime == BUNDLE else ip.display_formatter.formatters[mime]
+
+
 def _register_printers(ip: Any) -> None:
-    formatters = ip.display_formatter.formatters
-    for mime, cls, printer in _printers():
+    printers = _printers() + [(BUNDLE, cls, _structured_bundle) for cls in _structured_types()]
+    plain = ip.display_formatter.formatters["text/plain"]
+    for cls in (list, tuple, dict):
+        if ("text/plain", cls) not in _replaced_printers:
+            printers.append(("text/plain", cls, _sequence_printer(plain.type_printers.get(cls))))
+    for mime, cls, printer in printers:
         if (mime, cls) in _replaced_printers:
             continue
-        _replaced_printers[(mime, cls)] = formatters[mime].for_type(cls, printer)
+        _replaced_printers[(mime, cls)] = _formatter(ip, mime).for_type(cls, printer)
 
 
 def _unregister_printers(ip: Any) -> None:
-    formatters = ip.display_formatter.formatters
     for (mime, cls), previous in list(_replaced_printers.items()):
-        formatters[mime].pop(cls, None)
+        formatter = _formatter(ip, mime)
+        formatter.pop(cls, None)
         if previous is not None:
-            formatters[mime].for_type(cls, previous)
+            formatter.for_type(cls, previous)
         del _replaced_printers[(mime, cls)]
 
 
@@ -70,6 +154,7 @@ def workbench_magic(line: str) -> None:
     words = line.split()
     if not words or words == ["status"]:
         print(settings.current_settings().status_line())
+        print(status_line())
         return
     if len(words) != 2 or words[0] not in ("policy", "level"):
         raise UsageError(USAGE)
@@ -86,10 +171,13 @@ def load_ipython_extension(ip: Any) -> None:
     settings.current_settings()  # reads the environment unless activate() already chose
     patches.install()
     _register_printers(ip)
+    current_index()  # built now, not at the first output
+    channels.install(ip)
     ip.register_magic_function(workbench_magic, magic_kind="line", magic_name=MAGIC_NAME)
 
 
 def unload_ipython_extension(ip: Any) -> None:
+    channels.uninstall(ip)
     _unregister_printers(ip)
     patches.uninstall()
     ip.magics_manager.magics["line"].pop(MAGIC_NAME, None)

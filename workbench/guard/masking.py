@@ -27,6 +27,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterable, Literal, Protocol
 
 import numpy as np
@@ -215,17 +216,79 @@ def _numbers_in(column: pd.Series) -> np.ndarray:
 
 
 def _is_plain_number(cell: Any) -> bool:
-    return isinstance(cell, numbers.Real) and not isinstance(cell, (bool, np.bool_))
+    # Decimal is what SQL sums and counts come back as (`con.sql(...).to_pandas()`).
+    return isinstance(cell, (numbers.Real, Decimal)) and not isinstance(cell, (bool, np.bool_))
+
+
+# Row labels of a row of counts whatever its columns hold (`describe()`'s "count").
+COUNT_ROW_LABELS: frozenset[str] = frozenset({"count", "counts", "n", "size", "nunique", "freq", "unique"})
+
+
+def _dimension_positions(frame: pd.DataFrame, label_columns: frozenset[str]) -> set[int]:
+    """Columns that are labels of the rows (grade 3, 4, 5), not values computed for them.
+
+    A column named ``grade`` is a dimension only in a flat table of records: several columns and a
+    default row index, as SQL results and ``reset_index()`` give. Where rows are labelled by an
+    index (a groupby or pivot result, `describe()`), the same name holds a value computed per
+    group, such as ``groupby("school")["grade"].count()``, and is read as counts. A label under a
+    column level (``("grade", "F")`` of a pivot) is a value as well.
+    """
+    if frame.shape[1] < 2 or not isinstance(frame.index, pd.RangeIndex) or isinstance(frame.columns, pd.MultiIndex):
+        return set()
+    labels = {p for p in range(frame.shape[1]) if _is_label_column(frame.columns[p], label_columns)}
+    return labels if len(labels) < frame.shape[1] else set()
 
 
 def _count_matrix(frame: pd.DataFrame, label_columns: frozenset[str]) -> np.ndarray:
     """Rows x columns of numbers that could be counts (NaN elsewhere)."""
     matrix = np.full(frame.shape, np.nan)
+    dimensions = _dimension_positions(frame, label_columns)
     for position in range(frame.shape[1]):
-        if _is_label_column(frame.columns[position], label_columns):
+        if position in dimensions:
             continue
         matrix[:, position] = _numbers_in(frame.iloc[:, position])
     return matrix
+
+
+def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
+    """Percentages and rates that give a small count away next to their denominator in the same row.
+
+    5.8 beside 120 says 7 of 120; so does 0.058, and 94.2 says 113 of 120 (the 7 who are not). A
+    fraction (not a whole number) is masked when, read as a percentage or a rate of some whole
+    number shown unmasked in its row, it is within rounding of a small count or of its complement.
+    """
+    found = np.zeros(matrix.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        fractional = np.isfinite(matrix) & (matrix != np.floor(matrix)) & (matrix > 0) & (matrix <= 100)
+        whole = np.isfinite(matrix) & (matrix == np.floor(matrix)) & (matrix >= 1) & ~masked
+    if not fractional.any() or not whole.any():
+        return found
+    threshold = effective_threshold(rule)
+    for column in np.flatnonzero(fractional.any(axis=0)):
+        values = np.where(fractional[:, column], matrix[:, column], np.nan)
+        half_step = 0.5 * 10.0 ** -_decimal_places(values)  # how far the shown value may be from the exact one
+        for other in np.flatnonzero(whole.any(axis=0)):
+            rows = fractional[:, column] & whole[:, other]
+            if not rows.any():
+                continue
+            totals = matrix[:, other]
+            for scale, usable in ((100.0, rows), (1.0, rows & (values <= 1))):
+                implied = values / scale * totals
+                for count in (implied, totals - implied):
+                    nearest = np.round(count)
+                    close = np.abs(count - nearest) <= half_step * totals / scale + 1e-9
+                    small = (nearest > 0) & ((nearest <= threshold) if rule.comparison == "<=" else (nearest < threshold))
+                    found[:, column] |= usable & close & small
+    return found
+
+
+def _decimal_places(values: np.ndarray) -> np.ndarray:
+    """How many decimals each value is shown with (at most 6): 5.8 -> 1, 5.833333 -> 6."""
+    places = np.full(values.shape, 6)
+    for digits in range(5, -1, -1):
+        with np.errstate(invalid="ignore"):
+            places = np.where(np.isclose(np.round(values, digits), values, rtol=0, atol=1e-9), digits, places)
+    return places
 
 
 def _small_cells(matrix: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
@@ -308,8 +371,16 @@ def small_count_mask(
     frame = data.to_frame() if isinstance(data, pd.Series) else data
     labels = frozenset(normalize_label(name) for name in label_columns)
     matrix = _count_matrix(frame, labels)
+    count_rows = np.array([normalize_label(label) in COUNT_ROW_LABELS for label in frame.index], dtype=bool)
+    if count_rows.any():  # describe(): its count row holds counts under every column
+        for position in range(frame.shape[1]):
+            matrix[count_rows, position] = _numbers_in(frame.iloc[:, position])[count_rows]
     small = _small_cells(matrix, rule)
     masked = _protect_totals(matrix, small) if protect_totals and small.any() else small
+    percents = _percent_cells(frame, matrix, masked, rule)
+    if percents.any():
+        small = small | percents
+        masked = masked | percents
     flags = pd.DataFrame(masked, index=frame.index, columns=frame.columns)
     return flags, int(small.sum())
 

@@ -2,8 +2,11 @@
 
 `install()` replaces, on the classes themselves, the methods that draw a DataFrame, Series or
 Styler: ``__repr__`` (and so ``str()`` and ``print``), ``to_string``, ``to_html``,
-``_repr_html_``, ``to_markdown``, ``to_latex``, ``_repr_data_resource_`` and the Styler's
-``to_html``/``to_string``/``to_latex`` (which its ``_repr_html_`` and ``_repr_latex_`` call).
+``_repr_html_``, ``to_markdown``, ``to_latex``, ``_repr_data_resource_`` and *every* ``to_*``
+method of the Styler (``to_html``, ``to_string``, ``to_latex``, ``to_typst`` and any a newer
+pandas adds; its ``_repr_html_`` and ``_repr_latex_`` call them), except those reviewed in
+`REVIEWED_STYLER_METHODS`. A Styler with tables concatenated to it (``Styler.concat``) is guarded
+as one table with them, since they are usually its totals.
 `uninstall()` puts the originals back exactly (an inherited method is removed again, not
 copied down).
 
@@ -128,6 +131,24 @@ def _guard_writer(fmt: Format) -> Factory:
 
 # --- replacements for Styler --------------------------------------------------------------------
 
+# Styler output methods left as pandas has them, each with the reason it was reviewed safe.
+REVIEWED_STYLER_METHODS: dict[str, str] = {
+    "to_excel": "writes a workbook on purpose, as DataFrame.to_excel does; the release check reads the file",
+}
+_STYLER_FORMATS: dict[str, Format] = {"to_html": "html", "to_latex": "latex", "to_string": "plain"}
+
+
+def _styled_table(styler: Any) -> pd.DataFrame:
+    """The Styler's data with every Styler concatenated to it, as one table."""
+    parts = [styler.data]
+    pending = list(getattr(styler, "concatenated", None) or [])
+    while pending:
+        extra = pending.pop(0)
+        parts.append(extra.data)
+        pending.extend(getattr(extra, "concatenated", None) or [])
+    return styler.data if len(parts) == 1 else pd.concat(parts)
+
+
 def _guard_styler_writer(fmt: Format) -> Factory:
     def factory(original: Callable, name: str) -> Callable:
         @functools.wraps(original)
@@ -135,21 +156,32 @@ def _guard_styler_writer(fmt: Format) -> Factory:
             if is_rendering():
                 return original(self, buf, **options)
             notes: list[str] = []
+            table_shown = _styled_table(self)
 
             def render(table):
-                if table is self.data:
+                if table is table_shown:
                     return getattr(self, name)(None, **options)
                 # A fresh Styler: the caller's styles were computed from the unmasked values.
                 notes.append(_STYLING_NOTE)
                 plain = Styler(table, caption=self.caption)
                 return getattr(plain, name)(None, **options)
 
-            text = guarded_output(self.data, fmt, render, notes=notes)
+            text = guarded_output(table_shown, fmt, render, notes=notes)
             return _emit(text, buf, encoding=options.get("encoding"))
 
         return method
 
     return factory
+
+
+def styler_output_methods() -> list[str]:
+    """Every Styler method that writes the table out, new ones included (all but the reviewed)."""
+    if Styler is None:
+        return []
+    return sorted(
+        name for name in dir(Styler)
+        if name.startswith("to_") and callable(getattr(Styler, name)) and name not in REVIEWED_STYLER_METHODS
+    )
 
 
 def _pandas_targets() -> list[tuple[type, str, Factory]]:
@@ -166,12 +198,8 @@ def _pandas_targets() -> list[tuple[type, str, Factory]]:
         (pd.DataFrame, "to_html", _guard_writer("html")),
         (pd.DataFrame, "_repr_html_", _guard_repr_method("html")),
     ]
-    if Styler is not None:
-        targets += [
-            (Styler, "to_html", _guard_styler_writer("html")),
-            (Styler, "to_string", _guard_styler_writer("plain")),
-            (Styler, "to_latex", _guard_styler_writer("latex")),
-        ]
+    targets += [(Styler, name, _guard_styler_writer(_STYLER_FORMATS.get(name, "plain")))
+                for name in styler_output_methods()]
     return targets
 
 
@@ -239,6 +267,9 @@ def refresh_reviewed_types() -> None:
         if cls not in _reviewed_done:
             _patch_reviewed(cls, render)
             _reviewed_done.add(cls)
+
+
+registry.on_register(refresh_reviewed_types)
 
 
 # --- install / uninstall --------------------------------------------------------------------

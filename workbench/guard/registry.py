@@ -25,6 +25,14 @@ from typing import Any, Callable, Mapping
 Renderer = Callable[[Any], Mapping[str, Any]]
 
 _renderers: dict[type, Renderer | None] = {}
+# Called after each registration; `patches` subscribes so a type registered while the guard is
+# installed is applied at once. (A callback, so this module need not import `patches`.)
+_listeners: list[Callable[[], None]] = []
+
+
+def on_register(callback: Callable[[], None]) -> None:
+    if callback not in _listeners:
+        _listeners.append(callback)
 
 
 def register_renderer(cls: type, render: Renderer | None = None) -> None:
@@ -34,9 +42,8 @@ def register_renderer(cls: type, render: Renderer | None = None) -> None:
     if render is not None and not callable(render):
         raise TypeError("render must be a function of the object returning a MIME bundle")
     _renderers[cls] = render
-    from workbench.guard import patches
-
-    patches.refresh_reviewed_types()
+    for callback in _listeners:
+        callback()
 
 
 def registered_renderers() -> dict[type, Renderer | None]:

@@ -1,0 +1,56 @@
+"""The ``workbench`` papermill engine: nbclient, with every save of the output notebook checked.
+
+Papermill writes the output notebook after each cell and at the end. With this engine each of
+those writes goes through the save-time check (`workbench.guard.savecheck`): an output the guard
+would have hidden is cleared, with a note, before the file is written.
+
+    papermill.execute_notebook(src, out, kernel_name="workbench", engine_name="workbench")
+
+The engine is registered with papermill by the ``papermill.engine`` entry point of the package,
+and by `register()` for a process that runs from a source tree.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.iorw import write_ipynb
+
+from workbench.guard.savecheck import check_notebook
+
+ENGINE_NAME = "workbench"
+
+
+def checked_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)))
+    return nbformat.from_dict(cleaned)
+
+
+class CheckedExecutionManager(NotebookExecutionManager):
+    def save(self, **kwargs):
+        if self.output_path:
+            write_ipynb(checked_copy(self.nb), self.output_path)
+        self.last_save_time = self.now()
+
+
+class CheckedEngine(NBClientEngine):
+    @classmethod
+    def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                         autosave_cell_every=30, **kwargs):
+        nb_man = CheckedExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
+                                         log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.cleanup_pbar()
+            nb_man.notebook_complete()
+        return checked_copy(nb_man.nb)  # papermill writes what the engine returns, once more
+
+
+def register() -> str:
+    """Make ``engine_name="workbench"`` available to papermill in this process."""
+    papermill_engines.register(ENGINE_NAME, CheckedEngine)
+    return ENGINE_NAME
