@@ -133,6 +133,8 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
                   warehouse: str, kernel=None) -> None:
     import papermill
 
+    from workbench.guard import papermill_engine
+
     environment = {"WORKBENCH_POLICY": plan.policy_path, "WORKBENCH_LEVEL": plan.level or "aggregate",
                    "WORKBENCH_WAREHOUSE": warehouse}
     if kernel is not None:
@@ -147,7 +149,8 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
             parameters={"request_file": str(request_file), "policy": plan.policy_path,
                         "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
                         "plan_file": str(plan_file)},
-            kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False, **where,
+            kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
+            engine_name=papermill_engine.register(), **where,
         )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None
