@@ -160,8 +160,13 @@ def choose_secondary(
     *,
     costs: np.ndarray,
     groups: Sequence[HiddenGroup] = (),
+    published_first: np.ndarray | None = None,
 ) -> SecondaryChoice:
-    """Greedy publication in cost order; whatever would expose a target becomes a secondary."""
+    """Greedy publication in cost order; whatever would expose a target becomes a secondary.
+
+    published_first: cells already released (an earlier table of the same release); they are
+    published before any choice is made and are never complementary.
+    """
     n_logical = space.n_logical
     values = space.values
     directions = _Directions()
@@ -198,7 +203,12 @@ def choose_secondary(
         target_rows[rid] = group.describe(space)
     targets = set(target_rows)
 
-    candidates = np.flatnonzero(~must_protect & (values > 0))
+    candidates = ~must_protect & (values > 0)
+    if published_first is not None:
+        for lid in np.flatnonzero(published_first & ~must_protect).tolist():
+            directions.restrict(int(space.representative[lid]))
+        candidates &= ~published_first
+    candidates = np.flatnonzero(candidates)
     order = candidates[np.lexsort((candidates, -costs[candidates]))]
     secondary = np.zeros(n_logical, dtype=bool)
     protects: dict[int, list[str]] = {}
