@@ -29,7 +29,13 @@ import pandas as pd
 from workbench.disclosure.audit import AuditResult, Objective, build_system, solve_intervals
 from workbench.disclosure.primary import primary_cells
 from workbench.disclosure.rules import SmallGroupRule
-from workbench.disclosure.secondary import HiddenGroup, choose_secondary, default_costs, hidden_groups
+from workbench.disclosure.secondary import (
+    HiddenGroup,
+    choose_secondary,
+    default_costs,
+    hidden_groups,
+    students_hidden_costs,
+)
 from workbench.disclosure.table import CellSpace, CountTable, TableInputError
 
 PUBLISHED, PRIMARY, SECONDARY = "published", "primary", "secondary"
@@ -112,6 +118,7 @@ class ProtectionResult:
             "students_hidden_in_inner_cells": int(
                 self.space.values[(status != PUBLISHED) & self.space.is_inner_somewhere].sum()
             ),
+            "suppressed": int((status != PUBLISHED).sum()),
             "exactly_disclosed": int(
                 np.sum((status != PUBLISHED) & (self.interval_low == self.interval_high))
             ),
@@ -136,7 +143,7 @@ def protect_tables(
     *,
     outcome_col: str | None = None,
     margin_cost_factor: float = 3.0,
-    costs: np.ndarray | None = None,
+    costs: np.ndarray | Literal["students", "margins"] = "students",
     max_rounds: int = 25,
     intervals: Literal["exact", "proof"] = "exact",
     fixed_status: dict[tuple, bool] | None = None,
@@ -159,8 +166,10 @@ def protect_tables(
     timings: dict[str, float] = {}
     primary, reasons = primary_cells(space, rule)
     groups = hidden_groups(space, primary, rule.is_small) if rule.protect_hidden_sums else []
-    if costs is None:
-        costs = default_costs(space, margin_cost_factor)
+    if isinstance(costs, str) or costs is None:
+        # "students": hide as few students as possible, then as few cells (margins are cheap);
+        # "margins": the earlier model, which kept margins and hid larger inner cells instead.
+        costs = default_costs(space, margin_cost_factor) if costs == "margins" else students_hidden_costs(space)
     timings["setup"] = time.perf_counter() - started
     must_protect = primary.copy()
     fixed_published = np.zeros(space.n_logical, dtype=bool)

@@ -235,5 +235,22 @@ def _members_in_table(space: CellSpace, group: HiddenGroup) -> list[int]:
 
 
 def default_costs(space: CellSpace, margin_factor: float = 3.0) -> np.ndarray:
-    """Cost of hiding a cell: students hidden plus one, times margin_factor per Total coordinate."""
+    """The earlier cost model: students plus one, times margin_factor per Total coordinate (margins kept)."""
     return (space.values.astype(float) + 1.0) * margin_factor ** space.n_totals.astype(float)
+
+
+def students_hidden_costs(space: CellSpace) -> np.ndarray:
+    """Cost of hiding a cell: the students it takes from the reader, then the cell itself.
+
+    A cell that is a group of some table (inner somewhere) hides its students: cost n + 1. A
+    cell that is only ever a margin hides no group a reader could not still see below it: cost
+    1, a little more for larger margins so that, of two margins, the smaller goes. The grand
+    total (the headline every table of a release shares) is kept unless nothing else works.
+    """
+    values = space.values.astype(float)
+    margin_only = ~space.is_inner_somewhere
+    scale = values.max(initial=0.0) + 1.0
+    costs = np.where(margin_only, 1.0 + 0.5 * values / scale, values + 1.0)
+    grand = np.array([len(key) == 0 for key in space.keys])
+    costs[grand] = 10.0 * (values.sum() + 1.0)
+    return costs
