@@ -53,6 +53,13 @@ class RateInput:
     denominator_is_group: bool = False
     documented_zero: np.ndarray | None = None
     within: str | None = None
+    # A comparison population can have groups the table has not (a race absent from the school):
+    # its own categories per dimension, arrays shaped by them. None: the table's categories.
+    categories: tuple[tuple, ...] | None = None
+
+    def layout(self, table: CountTable) -> CountTable:
+        """The measure's cells as a table: m as the counts, y as the outcomes."""
+        return CountTable(table.name, table.dims, self.categories or table.categories, self.denominators, self.numerators)
 
 
 @dataclass
@@ -134,7 +141,7 @@ class ReleaseModel:
         for rate in rates:
             view = views[order.index(rate.measure)]
             lookup = {key: view.displays[lid] for lid, key in enumerate(view.space.keys)}
-            shown_rates[rate.measure] = [lookup[space.keys[lid]] for lid in flat_lids]
+            shown_rates[rate.measure] = [lookup.get(space.keys[lid], HIDDEN_DISPLAY) for lid in flat_lids]
         hidden_here = suppressed[flat_lids]
         inner_here = ~table.total_mask().any(axis=1)
         rate_cells = sum(len(v) for v in shown_rates.values())
@@ -171,8 +178,7 @@ class ReleaseModel:
             members = [by_name[t] for t in layer.tables]
             layer_tables = []
             for t in members:
-                rate = layer.tables[t.name]
-                layer_tables.append(CountTable(t.name, t.dims, t.categories, rate.denominators, rate.numerators))
+                layer_tables.append(layer.tables[t.name].layout(t))
             try:
                 layer_space = CellSpace(layer_tables)
             except TableInputError as exc:
@@ -188,6 +194,9 @@ class ReleaseModel:
             if group_hidden is not None:
                 group_hidden = np.where(links >= 0, group_hidden, True)
             fixed = {lid: layer.decided[key] for lid, key in enumerate(layer_space.keys) if key in layer.decided}
+            for lid, key in enumerate(layer_space.keys):
+                if key not in count_lid and lid not in fixed:
+                    fixed[lid] = HIDDEN_DISPLAY  # a group no table of the release shows
             displays = protect_rates(
                 layer_space, layer_space.values, layer_space.outcomes, self.rule,
                 count_suppressed=group_hidden, fixed=fixed,
@@ -275,30 +284,34 @@ def _inner_lids(space: CellSpace, index: int) -> np.ndarray:
 def _validate(table: CountTable, rate: RateInput) -> None:
     """The counts behind a rate must be whole, additive and consistent with the table's counts."""
     where = f"table {table.name}, measure {rate.measure}"
+    layout_shape = tuple(len(c) + 1 for c in rate.categories) if rate.categories else table.shape
+    if rate.categories is not None and rate.over_group:
+        raise ReleaseError(f"{where}: a rate over the table's own groups uses the table's categories")
     if rate.denominators is None:
         raise ReleaseError(f"{where}: a rate needs its denominator (the students the measure is over)")
     if rate.numerators is None:
         raise ReleaseError(f"{where}: a rate needs its numerator (the students with the outcome)")
     for label, array in (("denominator", rate.denominators), ("numerator", rate.numerators)):
-        if array.shape != table.shape:
-            raise ReleaseError(f"{where}: {label}s have shape {array.shape}, the table {table.shape}")
+        if array.shape != layout_shape:
+            raise ReleaseError(f"{where}: {label}s have shape {array.shape}, expected {layout_shape}")
         if (array < 0).any():
             raise ReleaseError(f"{where}: a negative {label}")
-        inner = array[tuple(slice(0, n) for n in table.inner_shape)]
+        inner = array[tuple(slice(0, n - 1) for n in layout_shape)]
         if not np.array_equal(with_margins(inner), array):
             raise ReleaseError(f"{where}: the {label}s of the totals are not the sums of their groups")
     y, m, n = rate.numerators, rate.denominators, table.counts
+    shaped = rate.layout(table)
     if (y > m).any():
-        raise ReleaseError(f"{where}: more students with the outcome than in the measure at {_first(table, y > m)}")
+        raise ReleaseError(f"{where}: more students with the outcome than in the measure at {_first(shaped, y > m)}")
     if rate.over_group and (m > n).any():
         raise ReleaseError(f"{where}: more students in the measure than in the group at {_first(table, m > n)}")
     if rate.denominator_is_group and not np.array_equal(m, n):
         raise ReleaseError(f"{where}: the measure is over every student of the group, but its denominator differs at {_first(table, m != n)}")
     if rate.documented_zero is not None:
-        if rate.documented_zero.shape != table.shape:
+        if rate.documented_zero.shape != layout_shape:
             raise ReleaseError(f"{where}: documented_zero has the wrong shape")
         if (m[rate.documented_zero] != 0).any():
-            raise ReleaseError(f"{where}: students counted where the measure's definition has none, at {_first(table, rate.documented_zero & (m != 0))}")
+            raise ReleaseError(f"{where}: students counted where the measure's definition has none, at {_first(shaped, rate.documented_zero & (m != 0))}")
 
 
 def _first(table: CountTable, mask: np.ndarray) -> str:

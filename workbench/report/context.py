@@ -106,6 +106,9 @@ class RequestContext:
             return [sid for sid in self.cohort.student_ids if levels.get(sid) in allowed]
         return self.cohort.student_ids
 
+    def population(self, year: str) -> list[str] | None:
+        return self.student_ids
+
     def students_at(self, level: str) -> list[str]:
         """Cohort students whose own decision is exactly `level` (rosters mix levels)."""
         levels = self.decision.student_levels()
