@@ -417,7 +417,7 @@ def _district_attendance(district: pd.DataFrame, counts: CountTable, rule) -> tu
 def _footnotes(ctx, rule, columns: list[MeasureColumn]) -> list[str]:
     comparison = "fewer than" if rule.comparison == "<" else "at most"
     notes = [
-        f"{SUPPRESSED_MARK} Not shown: a group of {comparison} {rule.threshold} students ({ctx.policy.name} "
+        f"{SUPPRESSED_MARK} Suppressed: a group of {comparison} {rule.threshold} students ({ctx.policy.name} "
         "small-group rule), or a figure withheld so that such a group cannot be worked out from the totals "
         "and the other tables of this release. Zero counts are shown.",
         "Percentages are shown to one decimal for groups large enough under the same rule; extreme values "
