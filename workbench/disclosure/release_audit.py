@@ -496,12 +496,14 @@ def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, 
         layer = layers[index]
         for lid, shown in enumerate(layer.displays):
             m = int(layer.denominators[lid])
-            if shown.state not in (HIDDEN, CODED) or m == 0:
+            if shown.state not in (HIDDEN, CODED) or layer.documented_zero[lid]:
                 continue
             where = f"{layer.name}, {layer.space.describe(lid)}"
             count = layer.count_lid[lid]
             hidden_group = (count >= 0 and suppressed[count]) or rule.is_small(m)
-            quantities = [("numerator", [y_var[lid]], [1.0]), ("complement", [m_var[lid], y_var[lid]], [1.0, -1.0])]
+            quantities = []
+            if m > 0:
+                quantities += [("numerator", [y_var[lid]], [1.0]), ("complement", [m_var[lid], y_var[lid]], [1.0, -1.0])]
             if shown.state == HIDDEN and hidden_group and not layer.is_group:
                 quantities.append(("denominator", [m_var[lid]], [1.0]))
             for what, index_vars, coef in quantities:
