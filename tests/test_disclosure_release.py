@@ -214,3 +214,23 @@ def test_rates_that_do_not_match_the_counts_are_refused():
     with pytest.raises(InputError, match="needs its denominator"):
         model.add(table, [RateInput("failing", None, with_margins(np.array([1, 2])))])
     assert model.tables == []  # nothing was released
+
+
+# --- what leaves the office -------------------------------------------------------------------
+
+
+def test_the_release_check_refuses_analyst_columns_and_a_second_mark(tmp_path):
+    from workbench.release.check import check_release
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "one_mark.csv").write_text("grade,students,chronic_absence\n6,*,*\n7,40,22.5%\nTotal,52,*\n")
+    clean = check_release(tmp_path, "aggregate", SmallGroupRule())
+    assert clean.passed, clean.summary()
+    (tables / "analyst.csv").write_text("grade,value,status,reason\n6,,primary,group of 3\n7,40,published,\n")
+    (tables / "daggers.csv").write_text("grade,students\n6,*\n7,\u2020\nTotal,52\n")
+    report = check_release(tmp_path, "aggregate", SmallGroupRule())
+    kinds = {(f.artifact, f.kind) for f in report.findings}
+    assert ("tables/analyst.csv", "analyst_only") in kinds
+    assert ("tables/daggers.csv", "analyst_only") in kinds
+    assert not any(f.artifact == "tables/one_mark.csv" for f in report.findings)
