@@ -392,6 +392,7 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the peers and the exact-interval runs")
+    parser.add_argument("--tables", default="2,3,4", help="which tables by number of dimensions, e.g. 2,3")
     parser.add_argument("--tau-only", action="store_true",
                         help="of the peers, run tau-Argus Modular only, on the 2- and 3-way tables (a short run)")
     parser.add_argument("--report-only", action="store_true", help="rewrite disclosure.md from disclosure.json")
@@ -410,7 +411,10 @@ def main() -> None:
         "ratio_vs_modular": {},
     }
     with tempfile.TemporaryDirectory(prefix="disclosure-bench-") as tmp:
+        wanted = {int(k) for k in args.tables.split(",")}
         for name, dims in TABLES.items():
+            if len(dims) not in wanted:
+                continue
             print(f"== {name}", file=sys.stderr)
             n_cells = int(np.prod([counts[d].nunique() + 1 for d in dims]))
             big = len(dims) == 4
@@ -453,9 +457,11 @@ def main() -> None:
                 if not tool.startswith("_"):
                     print(f"   {tool}: {r}", file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "disclosure.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "disclosure.md").write_text(markdown(report))
-    print((RESULTS / "disclosure.md").read_text())
+    # A partial run (some tables, or tau-Argus only) must not overwrite the full results.
+    stem = "disclosure" if args.tables == "2,3,4" and not args.tau_only else "disclosure-information-loss"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(report))
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":
