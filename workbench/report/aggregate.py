@@ -31,7 +31,7 @@ import pandas as pd
 
 from workbench.disclosure.rates import SUPPRESSED_MARK, RateDisplay
 from workbench.disclosure.release import RateInput
-from workbench.disclosure.table import CountTable, TableInputError
+from workbench.disclosure.table import CountTable, TableInputError, with_margins
 from workbench.errors import InputError
 from workbench.measures import MEASURES, compute
 from workbench.report.files import write_xlsx
@@ -230,8 +230,6 @@ def _array(table: CountTable, cells: pd.DataFrame, column: str, what: str) -> np
         if pd.isna(value):
             raise ReportTableError(f"{what}: a group has no {column}")
         inner[tuple(index)] += int(value)
-    from workbench.disclosure.table import with_margins
-
     return with_margins(inner)
 
 
