@@ -93,6 +93,8 @@ def long_table(counts: pd.DataFrame, dims: list[str]) -> pd.DataFrame:
 
 def audit(published: pd.DataFrame, dims: list[str], truth: pd.DataFrame | None = None) -> dict:
     started = time.perf_counter()
+    # Some tools pad their labels (tau-Argus writes " 1"); compare labels without the padding.
+    published = published.assign(**{d: published[d].astype(str).str.strip() for d in dims})
     # Proof mode settles exactly which cells are disclosed (their intervals are then exact).
     checked = audit_published_table(published[[*dims, "value"]], dims, intervals="proof")
     exact = checked.intervals[checked.intervals["exact"]]
@@ -101,7 +103,14 @@ def audit(published: pd.DataFrame, dims: list[str], truth: pd.DataFrame | None =
         # A hidden zero pinned at 0 counts as a disclosure too; this column separates the two.
         merged = exact.astype({d: str for d in dims}).merge(truth[[*dims, "true"]], on=dims, how="left")
         nonzero = int((merged["true"] > 0).sum())
+    hidden_students = None
+    if truth is not None:
+        inner = truth[~(truth[dims] == "Total").any(axis=1)][[*dims, "true"]]
+        shown = published[[*dims, "value"]].astype({d: str for d in dims})
+        merged = inner.astype({d: str for d in dims}).merge(shown, on=dims, how="left")
+        hidden_students = int(merged.loc[merged["value"].isna(), "true"].sum())
     return {
+        "students_hidden": hidden_students,
         "our_audit_exact_disclosures": checked.exactly_disclosed,
         "exact_nonzero_cells": nonzero,
         "our_audit_seconds": round(time.perf_counter() - started, 3),
@@ -112,13 +121,13 @@ def audit(published: pd.DataFrame, dims: list[str], truth: pd.DataFrame | None =
 # --- our tool -----------------------------------------------------------------------------
 
 
-def run_workbench(counts, dims, *, intervals: str, hidden_sums: bool, repeats: int) -> dict:
+def run_workbench(counts, dims, *, intervals: str, hidden_sums: bool, repeats: int, costs: str = "students") -> dict:
     frame = counts.groupby(dims, as_index=False)["n"].sum()
     rule = SmallGroupRule(protect_hidden_sums=hidden_sums)
     times, result = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        result = protect_tables(frame, dims, "n", rule, intervals=intervals)
+        result = protect_tables(frame, dims, "n", rule, intervals=intervals, costs=costs)
         times.append(time.perf_counter() - started)
     summary = result.summary()
     published = result.cells
@@ -278,7 +287,7 @@ def acro_python() -> Path | None:
     return python
 
 
-def peer_results(counts, dims, workdir: Path) -> dict:
+def peer_results(counts, dims, workdir: Path, only_tau: bool = False) -> dict:
     table = long_table(counts, dims)
     inner = counts.groupby(dims, as_index=False)["n"].sum()
     inner_csv = workdir / "inner.csv"
@@ -313,6 +322,8 @@ def peer_results(counts, dims, workdir: Path) -> dict:
         finish("tau-Argus Modular", run_peer("tau", Path(sys.executable), TAU_SCRIPT, inner_csv, dims, workdir))
     except ImportError as exc:
         results["tau-Argus Modular"] = {"status": f"not available: {exc}"}
+    if only_tau:
+        return results
     python = acro_python()
     if python is None:
         results["ACRO"] = {"status": "not available: could not create a virtualenv with acro"}
@@ -339,16 +350,16 @@ def markdown(report: dict) -> str:
         "Rule: NCES, groups of fewer than 10 students. Times are medians of the runs shown.",
         "Every output is audited by our attacker (LPs; each cell settled as disclosed or not); `exact` counts suppressed cells it pins to one value, `exact, non-zero` those whose true count is not 0.",
         "",
-        "| table | tool | seconds | runs | primary | secondary | exact (our audit) | exact, non-zero | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| table | tool | seconds | runs | primary | secondary | suppressed | students hidden | exact (our audit) | exact, non-zero | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for table, tools in report["tables"].items():
-        lines.append(f"| **{table}** ({tools['_cells']} cells) | | | | | | | | |")
+        lines.append(f"| **{table}** ({tools['_cells']} cells) | | | | | | | | | | |")
         for tool, r in tools.items():
             if tool.startswith("_"):
                 continue
             if r.get("status", "ok") != "ok":
-                lines.append(f"| | {tool} | | | | | | | {r['status']} |")
+                lines.append(f"| | {tool} | | | | | | | | | {r['status']} |")
                 continue
             note = r.get("note", "")
             if "lp_count" in r:
@@ -357,10 +368,11 @@ def markdown(report: dict) -> str:
                 note = f"own audit {r['own_audit_seconds']:.2f}s"
             lines.append(
                 f"| | {tool} | {r['seconds']} | {r.get('runs', 1)} | {r['primary']if 'primary' in r else ''} | "
-                f"{r['secondary'] if 'secondary' in r else ''} | {r['our_audit_exact_disclosures']} | "
+                f"{r['secondary'] if 'secondary' in r else ''} | {r.get('suppressed_cells', '')} | "
+                f"{'' if r.get('students_hidden') is None else format(r['students_hidden'], ',')} | {r['our_audit_exact_disclosures']} | "
                 f"{r['exact_nonzero_cells']} | {note} |"
             )
-    lines += ["", "Secondary suppressions relative to tau-Argus Modular (same rule: hidden-sum rule off):", ""]
+    lines += ["", "Information lost relative to tau-Argus Modular (same rule: hidden-sum rule off; Modular with cell values as costs):", ""]
     for table, ratio in report["ratio_vs_modular"].items():
         lines.append(f"- {table}: {ratio}")
     lines += [
@@ -380,6 +392,9 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the peers and the exact-interval runs")
+    parser.add_argument("--tables", default="2,3,4", help="which tables by number of dimensions, e.g. 2,3")
+    parser.add_argument("--tau-only", action="store_true",
+                        help="of the peers, run tau-Argus Modular only, on the 2- and 3-way tables (a short run)")
     parser.add_argument("--report-only", action="store_true", help="rewrite disclosure.md from disclosure.json")
     args = parser.parse_args()
     if args.report_only:
@@ -396,7 +411,10 @@ def main() -> None:
         "ratio_vs_modular": {},
     }
     with tempfile.TemporaryDirectory(prefix="disclosure-bench-") as tmp:
+        wanted = {int(k) for k in args.tables.split(",")}
         for name, dims in TABLES.items():
+            if len(dims) not in wanted:
+                continue
             print(f"== {name}", file=sys.stderr)
             n_cells = int(np.prod([counts[d].nunique() + 1 for d in dims]))
             big = len(dims) == 4
@@ -411,25 +429,39 @@ def main() -> None:
             tools["workbench, hidden-sum rule off"] = run_workbench(
                 counts, dims, intervals="proof", hidden_sums=False, repeats=3
             )
+            tools["previous method (margins kept)"] = run_workbench(
+                counts, dims, intervals="proof", hidden_sums=True, repeats=1, costs="margins"
+            )
             tools["naive next-smallest"] = run_naive(counts, dims)
-            if not args.quick:
+            if args.tau_only and not big:
+                workdir = Path(tmp) / name.split()[0]
+                workdir.mkdir()
+                tools.update(peer_results(counts, dims, workdir, only_tau=True))
+            elif args.tau_only:
+                tools["tau-Argus Modular"] = {"status": "not run: it did not finish the 4-way table in 10 minutes"}
+            elif not args.quick:
                 workdir = Path(tmp) / name.split()[0]
                 workdir.mkdir()
                 tools.update(peer_results(counts, dims, workdir))
-                modular = tools.get("tau-Argus Modular", {})
-                if modular.get("status") == "ok" and modular["secondary"]:
-                    ours = tools["workbench, hidden-sum rule off"]["secondary"]
-                    report["ratio_vs_modular"][name] = (
-                        f"{ours} vs {modular['secondary']} = {ours / modular['secondary']:.2f}x"
-                    )
+            modular = tools.get("tau-Argus Modular", {})
+            if modular.get("status", "ok") == "ok" and modular.get("secondary"):
+                ours = tools["workbench, hidden-sum rule off"]
+                report["ratio_vs_modular"][name] = (
+                    f"cells suppressed {ours['suppressed_cells']} vs {modular['suppressed_cells']} = "
+                    f"{ours['suppressed_cells'] / modular['suppressed_cells']:.2f}x; students hidden "
+                    f"{ours['students_hidden']:,} vs {modular['students_hidden']:,} = "
+                    f"{ours['students_hidden'] / max(modular['students_hidden'], 1):.2f}x"
+                )
             report["tables"][name] = tools
             for tool, r in tools.items():
                 if not tool.startswith("_"):
                     print(f"   {tool}: {r}", file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "disclosure.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "disclosure.md").write_text(markdown(report))
-    print((RESULTS / "disclosure.md").read_text())
+    # A partial run (some tables, or tau-Argus only) must not overwrite the full results.
+    stem = "disclosure" if args.tables == "2,3,4" and not args.tau_only else "disclosure-information-loss"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(report))
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

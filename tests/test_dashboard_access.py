@@ -30,12 +30,12 @@ def _publish(store: ReleaseStore, release_id: str, manifest: dict, with_table: b
         if with_table:
             (folder / "tables").mkdir()
             (folder / "tables" / "by_grade.csv").write_text(
-                "grade,students,status,chronic_absence,chronic_absence_percent\n"
-                "6,,primary,*,\n7,1234,published,22.2%,22.2\n8,,secondary,\u2020,\nTotal,1300,published,21.0%,21.0\n")
-            frame = pd.DataFrame({"Grade": ["6", "7", "8", "Total"], "Students": ["*", "1,234", "\u2020", "1,300"],
-                                  "Chronically absent": ["*", "22.2%", "\u2020", "21.0%"]})
+                "grade,students,chronic_absence,chronic_absence_percent\n"
+                "6,*,*,\n7,1234,22.2%,22.2\n8,*,*,\nTotal,1300,21.0%,21.0\n")
+            frame = pd.DataFrame({"Grade": ["6", "7", "8", "Total"], "Students": ["*", "1,234", "*", "1,300"],
+                                  "Chronically absent": ["*", "22.2%", "*", "21.0%"]})
             notes = pd.DataFrame({"notes": ["Chronic absence by grade, 2025-2026", "* Suppressed: small group.",
-                                            "\u2020 Suppressed: complementary."]})
+                                            "* Or hidden so a small group cannot be worked out."]})
             with pd.ExcelWriter(folder / "tables" / "by_grade.xlsx") as writer:
                 frame.to_excel(writer, sheet_name="table", index=False)
                 notes.to_excel(writer, sheet_name="notes", index=False)
@@ -151,13 +151,13 @@ def test_release_content_keeps_marks_titles_and_footnotes(store):
     assert shown.purpose == "Evaluate the program" and shown.received == "2026-05-18" and shown.as_of == "2026-06-01"
     [table] = shown.tables
     assert table.columns == ["Grade", "Students", "Chronically absent"]
-    assert table.rows == [["6", "*", "*"], ["7", "1,234", "22.2%"], ["8", "\u2020", "\u2020"], ["Total", "1,300", "21.0%"]]
+    assert table.rows == [["6", "*", "*"], ["7", "1,234", "22.2%"], ["8", "*", "*"], ["Total", "1,300", "21.0%"]]
     assert table.title == "Chronic absence by grade, 2025-2026"
-    assert table.footnotes == ["* Suppressed: small group.", "\u2020 Suppressed: complementary."]
+    assert table.footnotes == ["* Suppressed: small group.", "* Or hidden so a small group cannot be worked out."]
     assert table.downloads == ["tables/by_grade.csv", "tables/by_grade.xlsx"]
     html = content.render_html(shown, "/base/")
     assert "/base/workbench/download/AGG-P04/tables/by_grade.csv" in html
-    assert "<td>1,234</td>" in html and "<td>\u2020</td>" in html
+    assert "<td>1,234</td>" in html and "<td>*</td>" in html and "\u2020" not in html
 
 
 def test_rendered_html_escapes_release_text(tmp_path):
@@ -167,10 +167,10 @@ def test_rendered_html_escapes_release_text(tmp_path):
     assert "<script>alert" not in html and "&lt;script&gt;" in html
 
 
-def test_status_marks_match_the_release_tables():
-    from workbench.report.aggregate import PRIMARY_MARK, SECONDARY_MARK
+def test_the_mark_matches_the_release_tables():
+    from workbench.disclosure.rates import SUPPRESSED_MARK
 
-    assert content.STATUS_MARKS == {"primary": PRIMARY_MARK, "secondary": SECONDARY_MARK}
+    assert content.SUPPRESSED_MARK == SUPPRESSED_MARK
 
 
 def test_server_configuration_is_read_only_and_culls_idle_kernels():

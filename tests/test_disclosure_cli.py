@@ -35,10 +35,21 @@ def write(tmp_path, name, text):
     return path
 
 
-def test_protect_writes_every_cell_with_status(runner, counts_csv, tmp_path):
+def test_protect_writes_every_cell_and_one_mark_for_every_suppressed_cell(runner, counts_csv, tmp_path):
     out = tmp_path / "out.csv"
     result = runner.invoke(main, ["protect", str(counts_csv), "--dims", "school,grade", "--count", "n", "--policy", "nces", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    release = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(release.columns) == ["school", "grade", "value"]  # nothing says why a cell is hidden
+    assert release.loc[(release["school"] == "0101") & (release["grade"] == "K"), "value"].item() == ""
+    assert "analyst" not in result.stderr
+
+
+def test_protect_keeps_analyst_columns_only_when_asked_and_says_so(runner, counts_csv, tmp_path):
+    out = tmp_path / "out.csv"
+    result = runner.invoke(main, ["protect", str(counts_csv), "--dims", "school,grade", "--count", "n", "--policy", "nces", "--out", str(out), "--analyst"])
+    assert result.exit_code == 0, result.output
+    assert "not for release" in result.stderr
     release = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(release.columns[:4]) == ["school", "grade", "value", "status"]
     assert len(release) == 4 * 4  # 3 schools + Total, 3 grades + Total (0303/2 is a zero)

@@ -55,9 +55,23 @@ def test_long_frame_lists_every_cell_and_margin_with_total_labels():
     assert len(labels) == 3 * 4
     assert set(labels["school"]) == {"A", "B", "Total"}
     assert table.counts[2, 3] == 139
-    release = protect_tables(frame_2x3(), ["school", "grade"], "n").cells
+    release = protect_tables(frame_2x3(), ["school", "grade"], "n", costs="margins").cells
     assert cell(release, school="Total", grade="Total")["value"] == 139
     assert cell(release, school="B", grade="Total")["value"] == 80
+
+
+def test_complementary_cells_hide_the_fewest_students():
+    # A small cell in a big table: the earlier cost model kept every margin and hid a second
+    # row's large inner cells; hiding margins, which hide no group, costs nothing.
+    frame = pd.DataFrame({
+        "school": ["A", "A", "B", "B", "C", "C"],
+        "grade": ["1", "2", "1", "2", "1", "2"],
+        "n": [3, 400, 350, 420, 380, 390],
+    })
+    students = protect_tables(frame, ["school", "grade"], "n").summary()
+    margins = protect_tables(frame, ["school", "grade"], "n", costs="margins").summary()
+    assert students["safe"] and margins["safe"]
+    assert students["students_hidden_in_inner_cells"] < margins["students_hidden_in_inner_cells"]
 
 
 def test_missing_combination_counts_as_zero():

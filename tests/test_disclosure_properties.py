@@ -22,8 +22,11 @@ from workbench.disclosure import SmallGroupRule, audit_published_table, protect_
 TOTAL = "Total"
 
 
-def attack(release: pd.DataFrame, dims: list[str]) -> dict[tuple, tuple[float, float]]:
-    """Interval (min, max) for every suppressed cell, keyed by its tuple of dimension labels."""
+def attack(release: pd.DataFrame, dims: list[str], marks_positive: bool = False) -> dict[tuple, tuple[float, float]]:
+    """Interval (min, max) for every suppressed cell, keyed by its tuple of dimension labels.
+
+    marks_positive: the method publishes zeros and never hides one, so a mark means >= 1.
+    """
     labels = release[dims].astype(str)
     values = release["value"]
     cats = [sorted({v for v in labels[d] if v != TOTAL}) for d in dims]
@@ -67,7 +70,7 @@ def attack(release: pd.DataFrame, dims: list[str]) -> dict[tuple, tuple[float, f
         if not objective.any():
             out[key] = (constant, constant)
             continue
-        bounds = [(0, None)] * len(unknown_inner)
+        bounds = [(1 if marks_positive else 0, None)] * len(unknown_inner)
         low = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
         high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
         assert low.status == 0, f"attacker LP failed: {low.message}"
@@ -112,7 +115,7 @@ def test_protected_tables_pass_an_independent_audit(case):
     result = protect_tables(frame, dims, "n", rule)
     assert result.is_safe, result.problems
     release = result.cells
-    intervals = attack(release[dims + ["value"]], dims)
+    intervals = attack(release[dims + ["value"]], dims, marks_positive=not rule.suppress_zeros)
     status = dict(zip(map(tuple, release[dims].astype(str).to_numpy()), release["status"]))
     for key, (low, high) in intervals.items():
         width = np.floor(high + 1e-6) - np.ceil(low - 1e-6)

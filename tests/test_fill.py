@@ -43,13 +43,35 @@ def test_aggregate_release_has_every_artifact_and_a_manifest(aggregate_release):
     assert all(t["audit_safe"] for t in manifest["protection"].values())
     assert manifest["release_check"]["passed"]
     table = pd.read_csv(folder / "tables" / "by_grade.csv", dtype=str, keep_default_na=False)
-    assert set(table["status"]) <= {"published", "primary", "secondary"}
-    assert (table.loc[table["status"] != "published", "students"] == "").all()
-    published = table.loc[table["status"] == "published", "students"].astype(int)
+    assert "status" not in table.columns and "reason" not in table.columns  # one mark says nothing more
+    published = table.loc[table["students"] != "*", "students"].astype(int)
     assert ((published == 0) | (published > 10)).all()  # dmps: groups of 10 or fewer are small
     notebook = nbformat.read(folder / "report.ipynb", as_version=4)
     assert notebook.metadata.kernelspec.name == "workbench"
     assert "papermill" not in notebook.metadata
+
+
+def test_each_released_year_gives_an_attacker_nothing(aggregate_release):
+    from tests.release_attacker import Facts, Method, Table, pinned
+
+    result, store, _ = aggregate_release
+    folder = result.release.path
+    manifest = json.loads((folder / "manifest.json").read_text())
+    facts = {
+        "behavior_incident": Facts(denominator_is_group=True),
+        "course_failure": Facts(zero_where={"grade": {"K", "1", "2", "3", "4", "5"}}),
+        "assessment_benchmark_ela": Facts(zero_where={"grade": {"K", "1", "2", "9", "11", "12"}}),
+        "assessment_benchmark_math": Facts(zero_where={"grade": {"K", "1", "2", "9", "11", "12"}}),
+    }
+    years: dict[str, list[Table]] = {}
+    for name, summary in manifest["protection"].items():
+        frame = pd.read_csv(folder / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)
+        dims = list(frame.columns[: list(frame.columns).index("students")])
+        measures = [c for c in frame.columns if c in facts or c == "chronic_absence"]
+        years.setdefault(summary["year"], []).append(Table(frame, dims, measures, summary.get("students_hidden")))
+    assert years
+    for year, tables in years.items():
+        assert pinned(tables, Method(comparison="<=", numerator_threshold=11), facts) == [], year
 
 
 def test_rerunning_the_same_request_is_idempotent(aggregate_release, demo_warehouse):

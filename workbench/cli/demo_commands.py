@@ -49,13 +49,12 @@ def _first_aggregate(path: Path, policy_name: str) -> None:
     click.echo(f"{'level':<12} {'grade':>5} {'students':>9} {'chronic':>8} {'rate':>7}")
     for row in inner.itertuples(index=False):
         if row.status != "published":
-            mark = "*" if row.status == "primary" else "+"
-            click.echo(f"{row.level:<12} {str(row.grade):>5} {mark:>9} {mark:>8} {mark:>7}")
+            click.echo(f"{row.level:<12} {str(row.grade):>5} {'*':>9} {'*':>8} {'*':>7}")
         else:
             click.echo(f"{row.level:<12} {str(row.grade):>5} {int(row.value):>9,} {int(row.outcome):>8,} {row.outcome / row.value:>7.1%}")
     summary = result.summary()
-    click.echo(f"* small group (primary), + hidden so it cannot be worked out from the totals (secondary): "
-               f"{summary['primary']} primary, {summary['secondary']} secondary; audit "
+    click.echo(f"* suppressed: a small group, or hidden so one cannot be worked out from the totals "
+               f"({summary['suppressed']} cells); audit "
                f"{'proves no suppressed count can be recovered' if result.is_safe else 'FAILED'}")
 
 

@@ -67,12 +67,20 @@ def _rule_for(policy: str):
     show_default=True,
     help="exact: every suppressed cell's attacker interval; proof: stop once safety is proven (faster).",
 )
-def protect_command(input_csv: Path, dims: str, count_col: str, policy: str, out: Path | None, intervals: str) -> None:
+@click.option(
+    "--analyst",
+    is_flag=True,
+    help="Also write status, reason and the attacker's intervals: for the analyst only, never for release.",
+)
+def protect_command(
+    input_csv: Path, dims: str, count_col: str, policy: str, out: Path | None, intervals: str, analyst: bool
+) -> None:
     """Suppress small groups in a count table with all its margins, and prove it safe.
 
     INPUT_CSV has one row per inner cell (a missing combination is a zero). The output has one
-    row per cell including every margin (`Total`), with value (empty when suppressed), status,
-    reason and the attacker's interval.
+    row per cell including every margin (`Total`) and its value, empty when suppressed: one mark
+    for every suppressed cell, whatever the reason. With --analyst, status, reason and the
+    attacker's interval follow; the release check refuses a file with those columns.
     """
     from workbench.disclosure import AuditError, TableInputError, protect_tables
 
@@ -85,13 +93,23 @@ def protect_command(input_csv: Path, dims: str, count_col: str, policy: str, out
         result = protect_tables(frame, dim_list, count_col, rule, intervals=intervals)
     except (TableInputError, AuditError) as exc:
         raise InputProblem(str(exc)) from exc
-    _write(result.cells, out)
+    cells = result.cells
+    if not analyst:
+        cells = cells[[c for c in cells.columns if c in (*dim_list, "table", "value")]]
+    _write(cells, out)
     summary = result.summary()
+    hidden = summary["students_hidden_in_inner_cells"]
     click.echo(
-        f"{summary['primary']} primary, {summary['secondary']} secondary suppressions of {summary['cells']} cells "
+        f"{summary['suppressed']} of {summary['cells']} cells suppressed, {hidden} students in suppressed groups "
         f"({rule.describe()})",
         err=True,
     )
+    if analyst:
+        click.echo(
+            "analyst columns written (status, reason, interval_low, interval_high): not for release; "
+            "the release check refuses them",
+            err=True,
+        )
     if not result.is_safe:
         for problem in result.problems[:10]:
             click.echo(f"unsafe: {problem}", err=True)

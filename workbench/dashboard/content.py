@@ -32,8 +32,9 @@ STYLE = """<style>
 .workbench-footnotes {font-size: 0.85em}
 </style>"""
 
-# The marks the release tables use (workbench.report.aggregate; a unit test keeps them in step).
-STATUS_MARKS = {"primary": "*", "secondary": "\u2020"}
+# The one mark every released table uses for a suppressed cell (workbench.disclosure.rates; a
+# unit test keeps them in step). Marks say nothing about why a cell is hidden.
+SUPPRESSED_MARK = "*"
 
 
 SHOWN_FILES = ("tables/", "charts/")
@@ -88,23 +89,22 @@ def csv_display_rows(text: str, name: str = "table") -> tuple[list[str], list[li
     """The displayed columns of a released CSV's text and its rows, with suppression marks.
 
     Displayed: the breakdown columns, students, and each measure's text column (the ``_percent``
-    columns are the same values as numbers, and ``status`` becomes the mark).
+    columns are the same values as numbers). A suppressed cell holds the mark in the file itself.
     """
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = list(reader.fieldnames or [])
     records = list(reader)
-    if "students" not in header or "status" not in header:
+    if "students" not in header:
         raise ValueError(f"{name} is not a released aggregate table")
     dims = header[: header.index("students")]
-    measures = [c for c in header[header.index("status") + 1:] if not c.endswith("_percent")]
+    measures = [c for c in header[header.index("students") + 1:] if not c.endswith("_percent")]
     keys = [*dims, "students", *measures]
     rows = []
     for record in records:
-        mark = STATUS_MARKS.get(record["status"], "")
         students = record["students"]
-        if not mark and students:
+        if students and students != SUPPRESSED_MARK:
             students = f"{int(float(students)):,}"
-        rows.append([*(record[d] for d in dims), mark or students, *(record[m] for m in measures)])
+        rows.append([*(record[d] for d in dims), students, *(record[m] for m in measures)])
     return keys, rows
 
 

@@ -124,6 +124,10 @@ class _System:
     lower: np.ndarray  # row bounds
     upper: np.ndarray
     is_equation: np.ndarray  # row is an equality (otherwise an inequality coupling)
+    var_lower: np.ndarray | None = None  # per variable; None = every variable >= 0
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.zeros(self.n_vars) if self.var_lower is None else self.var_lower
 
 
 def build_system(
@@ -133,11 +137,14 @@ def build_system(
     known_outcomes: np.ndarray | None,
     *,
     one_per_parent: bool = True,
+    positive: np.ndarray | None = None,
 ) -> tuple[_System, np.ndarray]:
     """The attacker's constraints. Returns the system and var_of: (measure, logical id) -> variable.
 
     unknown: logical mask of cells the attacker does not know (suppressed, or left out of the
     release); known_counts / known_outcomes hold the published values (ignored where unknown).
+    positive: logical mask of unknown cells the attacker knows hold at least one student. When
+    a rule publishes zeros and never hides a zero, the suppression mark itself says so.
     """
     n_measures = 1 if known_outcomes is None else 2
     unknown_ids = np.flatnonzero(unknown)
@@ -192,13 +199,18 @@ def build_system(
         upper=np.concatenate(upper).astype(float) if upper else np.zeros(0),
         is_equation=np.concatenate(is_eq) if is_eq else np.zeros(0, bool),
     )
+    if positive is not None:
+        lower = np.zeros(system.n_vars)
+        marked = np.flatnonzero(positive & unknown)
+        lower[var_of[0, marked]] = 1.0
+        system.var_lower = lower
     return system, var_of
 
 
 def propagate_bounds(system: _System, rounds: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """Outer bounds from single equations, repeated until nothing tightens (variables are >= 0)."""
     n = system.n_vars
-    lo = np.zeros(n)
+    lo = system.lower_bounds().copy()
     hi = np.full(n, np.inf)
     eq = system.is_equation[system.rows]
     r, c, a = system.rows[eq], system.cols[eq], system.vals[eq]
@@ -284,6 +296,7 @@ def solve_intervals(
         variables = np.flatnonzero(label == comp)
         rows = np.flatnonzero(row_comp == comp)
         solver = _ComponentSolver(
+            system.lower_bounds()[variables],
             matrix[rows][:, variables],
             system.lower[rows],
             system.upper[rows],
@@ -315,7 +328,7 @@ def _objective_bounds(obj_matrix: sp.csr_matrix, var_lo: np.ndarray, var_hi: np.
 class _ComponentSolver:
     """One HiGHS model per connected component; only the objective changes between solves."""
 
-    def __init__(self, matrix, row_lower, row_upper, objectives, outer_lo, outer_hi, point):
+    def __init__(self, col_lower, matrix, row_lower, row_upper, objectives, outer_lo, outer_hi, point):
         self.objectives = sp.csr_matrix(objectives)
         n_obj = self.objectives.shape[0]
         self.low = outer_lo.copy()  # exact where done_lo, else the outer bound
@@ -337,7 +350,7 @@ class _ComponentSolver:
         lp.num_col_ = self.n
         lp.num_row_ = self.n_rows
         lp.col_cost_ = np.zeros(self.n)
-        lp.col_lower_ = np.zeros(self.n)
+        lp.col_lower_ = np.asarray(col_lower, dtype=float)
         lp.col_upper_ = np.full(self.n, _INF)
         lp.row_lower_ = np.where(np.isinf(row_lower), -_INF, row_lower)
         lp.row_upper_ = np.where(np.isinf(row_upper), _INF, row_upper)

@@ -29,8 +29,14 @@ import pandas as pd
 from workbench.disclosure.audit import AuditResult, Objective, build_system, solve_intervals
 from workbench.disclosure.primary import primary_cells
 from workbench.disclosure.rules import SmallGroupRule
-from workbench.disclosure.secondary import HiddenGroup, choose_secondary, default_costs, hidden_groups
-from workbench.disclosure.table import CellSpace, CountTable
+from workbench.disclosure.secondary import (
+    HiddenGroup,
+    choose_secondary,
+    default_costs,
+    hidden_groups,
+    students_hidden_costs,
+)
+from workbench.disclosure.table import CellSpace, CountTable, TableInputError
 
 PUBLISHED, PRIMARY, SECONDARY = "published", "primary", "secondary"
 
@@ -112,6 +118,7 @@ class ProtectionResult:
             "students_hidden_in_inner_cells": int(
                 self.space.values[(status != PUBLISHED) & self.space.is_inner_somewhere].sum()
             ),
+            "suppressed": int((status != PUBLISHED).sum()),
             "exactly_disclosed": int(
                 np.sum((status != PUBLISHED) & (self.interval_low == self.interval_high))
             ),
@@ -136,9 +143,10 @@ def protect_tables(
     *,
     outcome_col: str | None = None,
     margin_cost_factor: float = 3.0,
-    costs: np.ndarray | None = None,
+    costs: np.ndarray | Literal["students", "margins"] = "students",
     max_rounds: int = 25,
     intervals: Literal["exact", "proof"] = "exact",
+    fixed_status: dict[tuple, bool] | None = None,
 ) -> ProtectionResult:
     """Protect one table (a long frame, one row per inner cell) or several released together.
 
@@ -158,30 +166,45 @@ def protect_tables(
     timings: dict[str, float] = {}
     primary, reasons = primary_cells(space, rule)
     groups = hidden_groups(space, primary, rule.is_small) if rule.protect_hidden_sums else []
-    if costs is None:
-        costs = default_costs(space, margin_cost_factor)
+    if isinstance(costs, str) or costs is None:
+        # "students": hide as few students as possible, then as few cells (margins are cheap);
+        # "margins": the earlier model, which kept margins and hid larger inner cells instead.
+        costs = default_costs(space, margin_cost_factor) if costs == "margins" else students_hidden_costs(space)
     timings["setup"] = time.perf_counter() - started
     must_protect = primary.copy()
+    fixed_published = np.zeros(space.n_logical, dtype=bool)
     extra_reasons: dict[int, str] = {}
+    for lid, key in enumerate(space.keys):
+        shown = (fixed_status or {}).get(key)
+        if shown is None:
+            continue
+        if shown and not primary[lid]:
+            fixed_published[lid] = True
+        elif not shown:
+            must_protect[lid] = True
+            if not primary[lid]:
+                extra_reasons[lid] = "secondary: suppressed in an earlier table of this release"
+        else:
+            raise TableInputError(f"{space.describe(lid)} was published earlier but is small under this rule")
     published_anyway = np.zeros(space.n_logical, dtype=bool)
     timings["secondary"] = timings["audit"] = 0.0
     rounds = 0
     while True:
         rounds += 1
         t0 = time.perf_counter()
-        choice = choose_secondary(space, must_protect, costs=costs, groups=groups)
+        choice = choose_secondary(space, must_protect, costs=costs, groups=groups, published_first=fixed_published)
         suppressed = choice.suppressed & ~published_anyway
         t1 = time.perf_counter()
         required = None
         if intervals == "proof":
             required = partial(_required_width, rule, primary)
-        audit, objectives = _audit(space, suppressed, groups, required)
+        audit, objectives = _audit(space, suppressed, groups, required, positive=not rule.suppress_zeros)
         timings["secondary"] += t1 - t0
         timings["audit"] += time.perf_counter() - t1
         check = _check(space, rule, audit, objectives, primary, must_protect, groups)
         # Secondaries the attacker pins exactly protect nothing: publish them (no information added).
         pinned_secondaries = [lid for lid in check.exact_cells if not must_protect[lid]]
-        fixes = _fixes(space, check.failing, suppressed, primary, costs)
+        fixes = _fixes(space, check.failing, suppressed, primary | fixed_published, costs)
         if not check.failing or rounds >= max_rounds or not fixes:
             published_anyway[pinned_secondaries] = True
             suppressed &= ~published_anyway
@@ -245,10 +268,16 @@ def _audit(
     suppressed: np.ndarray,
     groups: Sequence[HiddenGroup],
     required_width: Callable[[tuple], int] | None = None,
+    *,
+    positive: bool = False,
 ) -> tuple[AuditResult, list[Objective]]:
-    system, var_of = build_system(space, suppressed, space.values, space.outcomes)
+    # With zeros published and never complementary, every mark stands for at least one student.
+    marked = suppressed if positive else None
+    system, var_of = build_system(space, suppressed, space.values, space.outcomes, positive=marked)
     # Redundant equations change no feasible set but tighten interval propagation for free.
-    all_equations, _ = build_system(space, suppressed, space.values, space.outcomes, one_per_parent=False)
+    all_equations, _ = build_system(
+        space, suppressed, space.values, space.outcomes, one_per_parent=False, positive=marked
+    )
     objectives = []
     for lid in np.flatnonzero(suppressed).tolist():
         objectives.append(Objective(("count", lid), np.array([var_of[0, lid]]), np.array([1.0])))

@@ -53,7 +53,7 @@ def audit_published_table(
         raise TableInputError(f"duplicate rows for the cell {dict(zip(dims, first))}")
     raw = frame[value_col]
     text = raw.astype(str).str.strip()
-    empty = raw.isna().to_numpy() | text.isin(["", "nan", "NaN", "<NA>", "None"]).to_numpy()
+    empty = raw.isna().to_numpy() | text.isin(["", "*", "nan", "NaN", "<NA>", "None"]).to_numpy()
     numbers = pd.to_numeric(text.where(~empty, "0"), errors="coerce")
     bad = numbers.isna() | (numbers < 0) | (numbers != np.round(numbers))
     if bad.any():

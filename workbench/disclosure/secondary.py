@@ -160,8 +160,13 @@ def choose_secondary(
     *,
     costs: np.ndarray,
     groups: Sequence[HiddenGroup] = (),
+    published_first: np.ndarray | None = None,
 ) -> SecondaryChoice:
-    """Greedy publication in cost order; whatever would expose a target becomes a secondary."""
+    """Greedy publication in cost order; whatever would expose a target becomes a secondary.
+
+    published_first: cells already released (an earlier table of the same release); they are
+    published before any choice is made and are never complementary.
+    """
     n_logical = space.n_logical
     values = space.values
     directions = _Directions()
@@ -198,7 +203,12 @@ def choose_secondary(
         target_rows[rid] = group.describe(space)
     targets = set(target_rows)
 
-    candidates = np.flatnonzero(~must_protect & (values > 0))
+    candidates = ~must_protect & (values > 0)
+    if published_first is not None:
+        for lid in np.flatnonzero(published_first & ~must_protect).tolist():
+            directions.restrict(int(space.representative[lid]))
+        candidates &= ~published_first
+    candidates = np.flatnonzero(candidates)
     order = candidates[np.lexsort((candidates, -costs[candidates]))]
     secondary = np.zeros(n_logical, dtype=bool)
     protects: dict[int, list[str]] = {}
@@ -225,5 +235,22 @@ def _members_in_table(space: CellSpace, group: HiddenGroup) -> list[int]:
 
 
 def default_costs(space: CellSpace, margin_factor: float = 3.0) -> np.ndarray:
-    """Cost of hiding a cell: students hidden plus one, times margin_factor per Total coordinate."""
+    """The earlier cost model: students plus one, times margin_factor per Total coordinate (margins kept)."""
     return (space.values.astype(float) + 1.0) * margin_factor ** space.n_totals.astype(float)
+
+
+def students_hidden_costs(space: CellSpace) -> np.ndarray:
+    """Cost of hiding a cell: the students it takes from the reader, then the cell itself.
+
+    A cell that is a group of some table (inner somewhere) hides its students: cost n + 1. A
+    cell that is only ever a margin hides no group a reader could not still see below it: cost
+    1, a little more for larger margins so that, of two margins, the smaller goes. The grand
+    total (the headline every table of a release shares) is kept unless nothing else works.
+    """
+    values = space.values.astype(float)
+    margin_only = ~space.is_inner_somewhere
+    scale = values.max(initial=0.0) + 1.0
+    costs = np.where(margin_only, 1.0 + 0.5 * values / scale, values + 1.0)
+    grand = np.array([len(key) == 0 for key in space.keys])
+    costs[grand] = 10.0 * (values.sum() + 1.0)
+    return costs

@@ -237,6 +237,7 @@ class CellSpace:
     outcomes: np.ndarray | None = field(init=False)
     n_totals: np.ndarray = field(init=False)  # logical id -> fewest Total coordinates among its members
     is_inner_somewhere: np.ndarray = field(init=False)
+    keys: list[tuple] = field(init=False)  # logical id -> its non-Total coordinates, ((dim, category), ...)
 
     def __post_init__(self) -> None:
         if not self.tables:
@@ -256,6 +257,7 @@ class CellSpace:
             for i, key in enumerate(table.cell_keys()):
                 logical[offset + i] = key_ids.setdefault(key, len(key_ids))
         self.logical = logical
+        self.keys = list(key_ids)
         n_logical = len(key_ids)
         representative = np.full(n_logical, -1, dtype=np.int64)
         order = np.arange(n_global)[::-1]

@@ -9,6 +9,9 @@ text chunks, JSON, Markdown and HTML. The check refuses a release that contains
 - an aggregate-only field (such as free/reduced lunch status) in a student-level artifact;
 - an unsuppressed small count in a table: a published value under the policy's small-group rule
   in a column that holds counts of students;
+- analyst-only information in a table: the columns `workbench protect --analyst` adds (status,
+  reason, attacker intervals), or a second suppression mark. The release's audit assumed a
+  recipient sees one mark for every suppressed cell and nothing about why;
 - anything outside the release plan (the contract of `workbench.plan`): a student-level file with
   more rows in a year than the plan grants, an identified row or a listed name of a student the
   plan does not grant at that level, a column of a field not granted, a school year not granted,
@@ -50,6 +53,10 @@ _STATE_ID = re.compile(r"(?<![\d.])[1-9]\d{9}(?![\d.])")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
 _US_DATE = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})/(\d{4})(?!\d)")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+# Columns that tell a reader why a cell is hidden or how well it is hidden: for analysts only.
+ANALYST_COLUMNS = frozenset({"status", "reason", "interval_low", "interval_high", "outcome_low", "outcome_high"})
+# Marks that distinguish kinds of suppression (a dagger for complementary cells, say).
+OTHER_MARKS = ("\u2020", "\u2021")
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,19 @@ def _identifier_findings(part: _Text, artifact: str, allowed: frozenset[str], kn
             yield Finding(artifact, part.location, "date_of_birth", "a student's date of birth")
 
 
+def _analyst_findings(table: _Table, artifact: str) -> Iterator[Finding]:
+    header = [h.strip() for h in table.header]
+    found = sorted({h.lower() for h in header} & ANALYST_COLUMNS)
+    if found:
+        yield Finding(artifact, table.location, "analyst_only",
+                      f"column(s) {', '.join(found)} are for analysts; a release shows one mark for every suppressed cell")
+    for row_number, row in enumerate(table.rows, start=1):
+        if any(cell.strip() in OTHER_MARKS for cell in row):
+            yield Finding(artifact, f"{table.location} row {row_number}", "analyst_only",
+                          "a second suppression mark tells which hidden cells are small")
+            break
+
+
 def _small_count_findings(table: _Table, artifact: str, rule: SmallGroupRule) -> Iterator[Finding]:
     header = [h.strip() for h in table.header]
     status_col = header.index("status") if "status" in header else None
@@ -329,6 +349,7 @@ def check_release(
                                                    f"per-student column(s) {', '.join(bad)} may only be released in aggregate"))
             else:
                 report.findings.extend(_small_count_findings(part, name, rule))
+                report.findings.extend(_analyst_findings(part, name))
     if plan is not None:
         from workbench.release.contract import contract_findings
 

@@ -1,20 +1,23 @@
-"""Protected aggregate tables for reports: counts protected as a whole, rates coded.
+"""Protected aggregate tables for reports: every table of a school year protected as one release.
 
 The method follows NCES SLDS Technical Brief 3 (minimum group size, complementary suppression,
-top/bottom coding of percentages):
+top/bottom coding of percentages), extended to what a recipient actually holds:
 
-1. The table of students per group (every breakdown cell and every margin, down to the grand
-   total) goes through the disclosure core: primary suppression by the policy's small-group rule,
-   complementary suppression so no hidden count can be worked out from the totals, and the
-   attacker's audit, which must prove it.
-2. Each measure is published as a percentage only where its group's count is published and the
-   measure's own group (students tested, students with marks...) is not small; percentages are
-   top/bottom coded by group size. Measure numerators are not published as counts.
+1. The table of students per group (every breakdown cell and every margin) joins the request's
+   release model for that school year (workbench.disclosure.release): tables of one year share
+   groups, so a group gets one fate in all of them, and earlier tables' cells keep theirs.
+2. Each measure's percentage is a protected cell too: its numerator and denominator (students
+   tested, with course marks...) follow the pack's group-size and numerator rules, extreme or
+   small-numerator values are coded, and complementary suppression covers the percentages.
 3. The district-wide comparison is the same percentage over every student in the district,
-   under the same small-group rule.
+   protected the same way (a recipient knows the cohort is part of the district).
+4. An integer-program attacker sees every table, mark, percentage and protection summary of the
+   year at once; a table is returned only when it proves no suppressed count, numerator or
+   hidden group's outcome can be pinned.
 
-Margins of a breakdown are sums of its cells because every student counts once per year (school
-of record); a program breakdown is not additive and is not offered here.
+Every suppressed cell shows the same mark, whatever the reason. Margins of a breakdown are sums
+of its cells because every student counts once per year (school of record); a program
+breakdown is not additive and is not offered here.
 """
 
 from __future__ import annotations
@@ -26,20 +29,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.disclosure import protect_tables
-from workbench.disclosure.percentages import code_percentage
+from workbench.disclosure.rates import SUPPRESSED_MARK, RateDisplay
+from workbench.disclosure.release import RateInput
+from workbench.disclosure.table import CountTable, TableInputError, with_margins
+from workbench.errors import InputError
 from workbench.measures import MEASURES, compute
 from workbench.report.files import write_xlsx
-from workbench.errors import InputError
+from workbench.report.release_year import release_model
 
 TOTAL = "Total"
-PRIMARY_MARK = "*"
-SECONDARY_MARK = "\u2020"  # dagger
 MEASURE_DENOMINATOR = {
     "chronic_absence": "students enrolled 10 days or more",
     "course_failure": "students with course marks",
     "assessment_benchmark": "students tested",
+    "behavior_incident": "students enrolled",
+    "low_income": "students enrolled",
 }
+# What the measures' published definitions (docs/measures.md) tell any reader about a
+# denominator: it is the whole group, or it is empty in some grades. The attacker uses these.
+DENOMINATOR_IS_GROUP = {"behavior_incident", "low_income"}
+GRADES_WITH = {"course_failure": set(range(6, 13)), "assessment_benchmark": {3, 4, 5, 6, 7, 8, 10}}
 COLUMN_FOR = {"school": "school", "school_level": "level"}
 DIM_TITLES = {
     "school": "School", "level": "School level", "grade": "Grade", "race_ethnicity": "Race/ethnicity",
@@ -97,13 +106,13 @@ class MeasureColumn:
 
 @dataclass
 class ReportTable:
-    """One protected table: counts, coded percentages, marks and footnotes."""
+    """One protected table: counts, coded percentages, one mark for every suppressed cell, footnotes."""
 
     name: str
     title: str
     year: str
     dims: list[str]
-    frame: pd.DataFrame  # dims, students, status, then <key> (text) and <key>_percent per measure
+    frame: pd.DataFrame  # dims, students (<NA> when suppressed), then <key> (text) and <key>_percent per measure
     columns: list[MeasureColumn]
     district: bool
     protection: dict
@@ -111,20 +120,21 @@ class ReportTable:
 
     # -- what gets written -----------------------------------------------------------------
     def release_frame(self) -> pd.DataFrame:
-        """The table as released: published counts, empty where suppressed; no attacker intervals."""
-        keep = self.dims + ["students", "status"]
+        """The table as released: published counts, the mark where suppressed; nothing else."""
+        out = self.frame[self.dims].copy()
+        out["students"] = [SUPPRESSED_MARK if pd.isna(v) else str(int(v)) for v in self.frame["students"]]
         for column in self.columns:
-            keep += [column.key, f"{column.key}_percent"]
+            keep = [column.key, f"{column.key}_percent"]
             if self.district:
                 keep += [f"{column.key}_district", f"{column.key}_district_percent"]
-        return self.frame[keep].copy()
+            for name in keep:
+                out[name] = self.frame[name]
+        return out
 
     def display_frame(self) -> pd.DataFrame:
-        """Readable columns with suppression marks, for notebooks, dashboards and XLSX."""
+        """Readable columns with the suppression mark, for notebooks, dashboards and XLSX."""
         out = pd.DataFrame({DIM_TITLES.get(d, d): self.frame[d] for d in self.dims})
-        marks = self.frame["status"].map({"primary": PRIMARY_MARK, "secondary": SECONDARY_MARK}).fillna("")
-        counts = self.frame["students"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
-        out["Students"] = np.where(marks != "", marks, counts)
+        out["Students"] = [SUPPRESSED_MARK if pd.isna(v) else f"{int(v):,}" for v in self.frame["students"]]
         for column in self.columns:
             out[column.title] = self.frame[column.key]
             if self.district:
@@ -137,7 +147,10 @@ class ReportTable:
         csv_path = folder / f"{self.name}.csv"
         self.release_frame().to_csv(csv_path, index=False)
         notes = pd.DataFrame({"notes": [self.title, *self.footnotes]})
-        xlsx_path = write_xlsx(folder / f"{self.name}.xlsx", {"table": self.display_frame(), "notes": notes}, when)
+        # Counts and percentages as numbers with their formats; the mark and coded ranges as in
+        # the CSV; what the marks mean under the table as well as on the notes sheet.
+        xlsx_path = write_xlsx(folder / f"{self.name}.xlsx", {"table": self.display_frame(), "notes": notes}, when,
+                               numeric=("table",), legends={"table": [self.title, *self.footnotes]})
         return [csv_path, xlsx_path]
 
     # -- how it shows ----------------------------------------------------------------------
@@ -188,41 +201,79 @@ def _measure_columns(measures: list[str]) -> list[MeasureColumn]:
     return columns
 
 
-def _measure_cells(con, column: MeasureColumn, year: str, breakdowns: list[str], dims: list[str],
-                   student_ids, school_names) -> pd.DataFrame:
-    result = compute(con, column.measure, [year], breakdowns, student_ids)
-    if column.subject is not None:
-        result = result[result["subject"] == column.subject]
-    result = result.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
-    result = _labels(result, dims, school_names)
-    sums = ["students"] + (["days_enrolled", "days_absent"] if column.measure == "attendance_rate" else ["count"])
-    result[sums] = result[sums].astype("int64")
-    return _with_margins(result[dims + sums], dims, sums)
-
-
 _COMPUTE_COLUMN = {"school": "school_id", "school_level": "level"}
 
 
-def _coded(cells: pd.DataFrame, measure: str, rule) -> tuple[list[float | None], list[str]]:
-    numbers, texts = [], []
+def _inner_cells(con, measure: str, subject: str | None, year: str, breakdowns: list[str], dims: list[str],
+                 student_ids, school_names) -> pd.DataFrame:
+    """One row per group: the dims (readable labels) and the measure's sums."""
+    result = compute(con, measure, [year], breakdowns, student_ids)
+    if subject is not None:
+        result = result[result["subject"] == subject]
+    result = result.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
+    result = _labels(result, dims, school_names)
+    for dim in dims:
+        result[dim] = result[dim].astype(str)
+    return result
+
+
+def _array(table: CountTable, cells: pd.DataFrame, column: str, what: str) -> np.ndarray:
+    """A measure's column laid out like the table's inner cells (absent groups are zeros)."""
+    inner = np.zeros(table.inner_shape, dtype=np.int64)
+    lookups = [{str(c): i for i, c in enumerate(cats)} for cats in table.categories]
     for row in cells.itertuples(index=False):
-        if pd.isna(row.m_students):
+        record = row._asdict()
+        index = []
+        for axis, dim in enumerate(table.dims):
+            label = str(record[dim])
+            if label not in lookups[axis]:
+                raise ReportTableError(f"{what}: group {dim}={label} has no students in the table it belongs to")
+            index.append(lookups[axis][label])
+        value = record[column]
+        if pd.isna(value):
+            raise ReportTableError(f"{what}: a group has no {column}")
+        inner[tuple(index)] += int(value)
+    return with_margins(inner)
+
+
+def _comparison_layout(table: CountTable, cells: pd.DataFrame) -> CountTable:
+    """The table's categories plus any the comparison population adds (a group the cohort lacks)."""
+    categories = []
+    for axis, dim in enumerate(table.dims):
+        own = [str(c) for c in table.categories[axis]]
+        extra = [c for c in pd.unique(cells[dim].astype(str)) if c not in own]
+        categories.append(tuple(own + extra))
+    shape = tuple(len(c) + 1 for c in categories)
+    return CountTable(table.name, table.dims, tuple(categories), np.zeros(shape, dtype=np.int64))
+
+
+def _documented_zero(table: CountTable, measure: str) -> np.ndarray | None:
+    """Cells whose grade has no student in the measure by its definition (grade is a dimension)."""
+    grades = GRADES_WITH.get(measure)
+    if grades is None or "grade" not in table.dims:
+        return None
+    axis = table.dims.index("grade")
+    labels = [0 if str(g) == "K" else int(g) for g in table.categories[axis]]
+    without = np.array([g not in grades for g in labels] + [False])
+    shape = [1] * len(table.dims)
+    shape[axis] = len(without)
+    return np.broadcast_to(without.reshape(shape), table.shape).copy()
+
+
+def _attendance(cells: pd.DataFrame, table: CountTable, shown: np.ndarray, rule) -> tuple[list, list]:
+    """Attendance rate (days present over days enrolled) for published groups of enough students."""
+    students = _array(table, cells, "students", "attendance rate").reshape(-1)
+    enrolled = _array(table, cells, "days_enrolled", "attendance rate").reshape(-1)
+    absent = _array(table, cells, "days_absent", "attendance rate").reshape(-1)
+    numbers, texts = [], []
+    for i in range(table.size):
+        if not shown[i] or students[i] == 0 or rule.is_small(int(students[i])) or enrolled[i] == 0:
             numbers.append(None)
-            texts.append("")
+            texts.append("" if shown[i] and students[i] == 0 else SUPPRESSED_MARK)
             continue
-        students = int(row.m_students)
-        if measure == "attendance_rate":
-            if students == 0 or rule.is_small(students):
-                numbers.append(None)
-                texts.append(PRIMARY_MARK if students else "")
-            else:
-                rate = round(100.0 * (row.m_days_enrolled - row.m_days_absent) / row.m_days_enrolled, 1)
-                numbers.append(rate)
-                texts.append(f"{rate:.1f}%")
-            continue
-        number, text = code_percentage(int(row.m_count), students, rule)
-        numbers.append(number)
-        texts.append(text)
+        rate = round(100.0 * (enrolled[i] - absent[i]) / enrolled[i], 1)
+        numbers.append(rate)
+        texts.append(f"{rate:.1f}%")
     return numbers, texts
 
 
@@ -236,7 +287,11 @@ def build_table(
     name: str | None = None,
     title: str | None = None,
 ) -> ReportTable:
-    """Compute, protect and code one table for the request's cohort and one school year."""
+    """Compute, protect and code one table for the request's cohort and one school year.
+
+    The table joins the release model of its year: it is protected so that it and every table
+    of that year published before it are safe together (see the module docstring).
+    """
     year = year or ctx.latest_year
     breakdowns = list(breakdowns)
     if "program" in breakdowns:
@@ -248,74 +303,140 @@ def build_table(
     schools = ctx.con.table("schools").select("school_id", "name").to_pandas()
     school_names = dict(zip(schools["school_id"], schools["name"]))
     student_ids = ctx.population(year)
+    table_name = name or f"{year}_{'_'.join(dims)}"
 
     enrolled = compute(ctx.con, "enrolled", [year], breakdowns, student_ids)
     enrolled = enrolled.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
     enrolled = _labels(enrolled, dims, school_names)[dims + ["students"]]
     if enrolled.empty:
         raise ReportTableError(f"no students of this cohort are enrolled in {year}")
-    result = protect_tables(enrolled, dims, "students", rule)
-    if not result.is_safe:
-        raise ReportTableError("the protection could not be proven safe: " + "; ".join(result.problems))
-    protected = result.table()
-    frame = protected[dims + ["value", "status", "reason"]].rename(columns={"value": "students"})
-    frame[dims] = frame[dims].astype(str)
+    for dim in dims:
+        enrolled[dim] = enrolled[dim].astype(str)
+    counts = CountTable.from_frame(enrolled, dims, "students", name=table_name)
 
     columns = _measure_columns(measures)
-    district_ids_frames = {}
+    rates: list[RateInput] = []
+    attendance_cells = {}
     for column in columns:
-        cells = _measure_cells(ctx.con, column, year, breakdowns, dims, student_ids, school_names)
-        cells[dims] = cells[dims].astype(str)
-        merged = frame[dims + ["status"]].merge(cells.add_prefix("m_").rename(columns={f"m_{d}": d for d in dims}),
-                                                on=dims, how="left")
-        published = merged["status"] == "published"
-        for column_name in [c for c in merged.columns if c.startswith("m_")]:
-            merged.loc[~published, column_name] = np.nan
-        numbers, texts = _coded(merged, column.measure, rule)
-        marks = frame["status"].map({"primary": PRIMARY_MARK, "secondary": SECONDARY_MARK}).fillna("")
-        frame[column.key] = [mark if mark else text for mark, text in zip(marks, texts)]
-        frame[f"{column.key}_percent"] = pd.array(numbers, dtype="Float64")
+        cells = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, student_ids, school_names)
+        if column.measure == "attendance_rate":
+            attendance_cells[column.key] = (cells, None)
+            if district_comparison:
+                district = _inner_cells(ctx.con, column.measure, None, year, breakdowns, dims, None, school_names)
+                attendance_cells[column.key] = (cells, district)
+            continue
+        what = f"{column.title} ({year})"
+        rates.append(RateInput(
+            column.key,
+            _array(counts, cells, "students", what),
+            _array(counts, cells, "count", what),
+            denominator_is_group=column.measure in DENOMINATOR_IS_GROUP,
+            documented_zero=_documented_zero(counts, column.measure),
+        ))
         if district_comparison:
-            district = _measure_cells(ctx.con, column, year, breakdowns, dims, None, school_names)
-            district[dims] = district[dims].astype(str)
-            joined = frame[dims].merge(district.add_prefix("m_").rename(columns={f"m_{d}": d for d in dims}), on=dims, how="left")
-            d_numbers, d_texts = _coded(joined, column.measure, rule)
-            frame[f"{column.key}_district"] = d_texts
-            frame[f"{column.key}_district_percent"] = pd.array(d_numbers, dtype="Float64")
-            district_ids_frames[column.key] = True
+            district = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, None, school_names)
+            district_table = _comparison_layout(counts, district)
+            rates.append(RateInput(
+                f"{column.key}@district",
+                _array(district_table, district, "students", what + ", district"),
+                _array(district_table, district, "count", what + ", district"),
+                over_group=False,
+                denominator_is_group=False,
+                documented_zero=_documented_zero(district_table, column.measure),
+                within=column.key,
+                categories=district_table.categories,
+            ))
+    model = release_model(ctx, year)
+    try:
+        released = model.add(counts, rates)
+    except TableInputError as exc:
+        raise ReportTableError(str(exc)) from exc
 
-    summary = result.summary()
-    protection = {
-        "cells": summary["cells"], "primary": summary["primary"], "secondary": summary["secondary"],
-        "exactly_disclosed": summary["exactly_disclosed"], "audit_safe": summary["safe"],
-        "lp_count": summary["lp_count"],
-    }
-    comparison = "fewer than" if rule.comparison == "<" else "at most"
-    footnotes = [
-        f"{PRIMARY_MARK} Suppressed: a group of {comparison} {rule.threshold} students ({ctx.policy.name} small-group rule).",
-        f"{SECONDARY_MARK} Suppressed so that a small group cannot be worked out from the totals (complementary suppression).",
-        "Percentages are shown only for published groups; extreme values are shown as ranges such as <=5% "
-        "or >=95%, by group size.",
-        f"Protection checked by an attacker model: {protection['primary']} primary and {protection['secondary']} "
-        f"complementary suppressions; no suppressed count can be determined from the published table "
-        f"({protection['lp_count']} linear programs).",
-    ]
+    frame = counts.labels()
+    frame[dims] = frame[dims].astype(str)
+    frame["students"] = pd.array(np.where(released.count_shown, counts.counts.reshape(-1), 0), dtype="Int64")
+    frame.loc[~released.count_shown, "students"] = pd.NA
     for column in columns:
-        if column.measure in MEASURE_DENOMINATOR:
-            footnotes.append(f"{column.title}: percentage of {MEASURE_DENOMINATOR[column.measure]}.")
+        if column.measure == "attendance_rate":
+            cells, district = attendance_cells[column.key]
+            numbers, texts = _attendance(cells, counts, released.count_shown, rule)
+            frame[column.key] = texts
+            frame[f"{column.key}_percent"] = pd.array(numbers, dtype="Float64")
+            if district_comparison:
+                d_numbers, d_texts = _district_attendance(district, counts, rule)
+                frame[f"{column.key}_district"] = d_texts
+                frame[f"{column.key}_district_percent"] = pd.array(d_numbers, dtype="Float64")
+            continue
+        _put(frame, column.key, released.rates[column.key])
+        if district_comparison:
+            _put(frame, f"{column.key}_district", released.rates[f"{column.key}@district"])
+
+    protection = dict(released.summary)
+    footnotes = _footnotes(ctx, rule, columns)
     table_title = title or f"{year}: " + ", ".join(c.title for c in columns) + " by " + ", ".join(DIM_TITLES.get(d, d) for d in dims)
-    table = ReportTable(
-        name=name or f"{year}_{'_'.join(dims)}",
+    return ReportTable(
+        name=table_name,
         title=table_title,
         year=year,
         dims=dims,
-        frame=frame.drop(columns="reason"),
+        frame=frame,
         columns=columns,
         district=district_comparison,
         protection=protection,
         footnotes=footnotes,
     )
-    return table
+
+
+def _put(frame: pd.DataFrame, key: str, displays: list[RateDisplay]) -> None:
+    frame[key] = [d.text for d in displays]
+    frame[f"{key}_percent"] = pd.array([d.number for d in displays], dtype="Float64")
+
+
+def _district_attendance(district: pd.DataFrame, counts: CountTable, rule) -> tuple[list, list]:
+    """The district's attendance rate for the table's groups (every group of the district is large or marked)."""
+    totals = _with_margins(district[list(counts.dims) + ["students", "days_enrolled", "days_absent"]].astype(
+        {"students": "int64", "days_enrolled": "int64", "days_absent": "int64"}), list(counts.dims),
+        ["students", "days_enrolled", "days_absent"])
+    totals[list(counts.dims)] = totals[list(counts.dims)].astype(str)
+    lookup = {tuple(r[:len(counts.dims)]): r[len(counts.dims):] for r in totals.itertuples(index=False)}
+    numbers, texts = [], []
+    for labels in counts.labels().astype(str).itertuples(index=False):
+        students, enrolled, absent = lookup.get(tuple(labels), (0, 0, 0))
+        if students == 0 or enrolled == 0:
+            numbers.append(None)
+            texts.append("")
+        elif rule.is_small(int(students)):
+            numbers.append(None)
+            texts.append(SUPPRESSED_MARK)
+        else:
+            rate = round(100.0 * (enrolled - absent) / enrolled, 1)
+            numbers.append(rate)
+            texts.append(f"{rate:.1f}%")
+    return numbers, texts
+
+
+def _footnotes(ctx, rule, columns: list[MeasureColumn]) -> list[str]:
+    comparison = "fewer than" if rule.comparison == "<" else "at most"
+    notes = [
+        f"{SUPPRESSED_MARK} Suppressed: a group of {comparison} {rule.threshold} students ({ctx.policy.name} "
+        "small-group rule), or a figure withheld so that such a group cannot be worked out from the totals "
+        "and the other tables of this release. Zero counts are shown.",
+        "Percentages are shown to one decimal for groups large enough under the same rule; extreme values "
+        "are shown as ranges such as <=5% or >=95%, by group size.",
+    ]
+    if rule.numerator_threshold is not None:
+        notes.append(
+            f"Where fewer than {rule.numerator_threshold} students of a group have (or do not have) the outcome, "
+            "the percentage is shown as a range wide enough that their number cannot be told, or not at all."
+        )
+    notes.append(
+        "Every table of this school year was checked together by an attacker model: no suppressed count, and no "
+        "number of students with an outcome in a hidden or coded group, can be worked out from what is released."
+    )
+    for column in columns:
+        if column.measure in MEASURE_DENOMINATOR:
+            notes.append(f"{column.title}: percentage of {MEASURE_DENOMINATOR[column.measure]}.")
+    return notes
 
 
 def year_over_year(tables: list[ReportTable]) -> pd.DataFrame:
