@@ -114,18 +114,27 @@ def fill_one(job: FillJob) -> dict:
     A failure has `kind` (input, fill, environment, unexpected) and the `exit_code` the command
     line ends with: 2 for a mistake in what was given, 1 for anything else.
     """
-    from workbench.fill import fill, releases_root
+    from workbench.policy import load_policy
     from workbench.release.store import ReleaseStore
 
     started = time.perf_counter()
     base = {"request": job.request_file}
     register = None
     try:
+        # The request and the policy are checked before anything heavy is loaded and before the
+        # register is opened: a mistake in either is reported at once and writes nothing anywhere.
+        load_request(job.request_file)
+        policy = load_policy(job.policy) if job.policy else None
+        from workbench.fill import fill, releases_root
+        from workbench.report.context import default_policy_name
+
+        policy = policy or load_policy(default_policy_name())
+
         if job.use_register:
             from workbench.register import RequestRegister
 
             register = RequestRegister()
-        result = fill(job.request_file, job.policy, job.as_of,
+        result = fill(job.request_file, policy, job.as_of,
                       store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
                       warehouse=job.warehouse, register=register)
     except WorkbenchError as exc:

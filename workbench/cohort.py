@@ -16,11 +16,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import ibis
-import pandas as pd
 from workbench.errors import InputError
+
+if TYPE_CHECKING:  # imported where used: reading and checking a request file needs neither
+    import ibis
+    import pandas as pd
 
 DISTRICT_ID_WIDTH = 7
 STATE_ID_WIDTH = 10
@@ -151,6 +153,9 @@ _IN_LIST_LIMIT = 200
 
 def _rows_with(table: ibis.Table, column: str, values: Sequence[str]) -> ibis.Table:
     """Rows of `table` whose `column` is one of `values`, in one query whatever their number."""
+    import ibis
+    import pandas as pd
+
     values = list(values)
     if len(values) <= _IN_LIST_LIMIT:
         return table.filter(table[column].isin(values))
@@ -174,6 +179,8 @@ def cohort_from_ids(
     Only the distinct normalized IDs are sent to the warehouse; the lookup is one query for
     district IDs and one for state IDs.
     """
+    import pandas as pd
+
     if isinstance(ids, str):
         ids = split_id_text(ids)
     years = tuple(years)
@@ -249,6 +256,8 @@ def cohort_from_program(con, program_id: str, as_of: date | str | None, years: S
     With ``as_of=None``, every student tagged at any time during the school years: the students
     a program served, which is what a partner's evaluation report is about.
     """
+    import pandas as pd
+
     years = tuple(years)
     programs = con.table("programs")
     if programs.filter(programs.program_id == program_id).count().to_pandas() == 0:

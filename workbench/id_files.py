@@ -87,8 +87,9 @@ def ids_from_rows(rows: list[list[object]], name: str) -> tuple[list[str], str]:
     if not candidates:
         if mostly_ids:
             column, text_rows = next(iter(mostly_ids.items()))
+            verb = "holds" if len(text_rows) == 1 else "hold"
             raise IdFileError(f"{name}: {_column_label(column, header)} holds student IDs but {_rows_label(text_rows)} "
-                              "hold something else (not shown); correct or remove those rows")
+                              f"{verb} something else (not shown); correct or remove those rows")
         raise IdFileError(f"{name}: no column holds student IDs (digits only, one per row)")
 
     titles = [cell.lower() for cell in header] if header is not None else []
@@ -109,8 +110,8 @@ def ids_from_rows(rows: list[list[object]], name: str) -> tuple[list[str], str]:
         elif len(pool) == 1 and not wide:
             chosen = pool[0]
         else:
-            columns = ", ".join(_column_label(c, header) for c in (wide or pool))
-            raise IdFileError(f"{name}: cannot tell which column holds the student IDs ({columns} all could); "
+            columns = " and ".join(_column_label(c, header) for c in (wide or pool))
+            raise IdFileError(f"{name}: cannot tell which column holds the student IDs ({columns} both look like IDs); "
                               "keep only the ID column, or title it student_id (or state_id)")
     kind = "state" if titles and chosen < len(titles) and titles[chosen] in STATE_HEADERS else "auto"
     ids = [row[chosen] for _, row in body if chosen < len(row) and row[chosen]]
@@ -131,7 +132,8 @@ def _ids_from_text(text: str, name: str) -> list[str]:
                 bad.append(number)
     if bad:
         lines = "line" + ("s " if len(bad) > 1 else " ") + excerpt_list([str(n) for n in bad], 5)
-        raise IdFileError(f"{name}: {lines} hold something other than student IDs (not shown); "
+        verb = "hold" if len(bad) > 1 else "holds"
+        raise IdFileError(f"{name}: {lines} {verb} something other than student IDs (not shown); "
                           "a text file lists IDs only")
     return ids
 

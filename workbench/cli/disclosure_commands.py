@@ -10,14 +10,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import pandas as pd
 
 from workbench.cli import main
 from workbench.errors import InputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -95,6 +101,8 @@ def protect_command(input_csv: Path, dims: str, count_col: str, policy: str, out
 @click.option("--value", "value_col", default="value", show_default=True, help="Column with the published counts.")
 def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     """Run the attacker on a published table: each suppressed cell's interval; exit 1 on an exact disclosure."""
+    import pandas as pd
+
     from workbench.disclosure import audit_published_table
 
     dim_list = _split(dims)

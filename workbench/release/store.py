@@ -290,35 +290,47 @@ class ReleaseStore:
         return sorted(problems)
 
 
-def _create_held_lock(path: Path):
+class _Lock:
+    """An open file descriptor holding an exclusive `flock`; closing it releases the lock."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _create_held_lock(path: Path) -> _Lock:
     """Create `path` already locked: made under a private name, locked, then renamed into place,
-    so no other process ever sees the lock file unlocked and takes the folder for stale."""
+    so no other process ever sees the lock file unlocked and takes the folder for stale. It holds
+    the owner's process id, for people."""
     private = path.with_name(f".lock-{uuid.uuid4().hex}")
-    handle = private.open("w")
+    fd = os.open(private, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
         os.replace(private, path)
     except BaseException:
-        handle.close()
         private.unlink(missing_ok=True)
+        os.close(fd)
         raise
-    return handle
+    return _Lock(fd)
 
 
 def _try_lock(path: Path):
-    """An open, locked handle when the lock is free; False when a process holds it; None when absent."""
+    """A held `_Lock` when the lock is free; False when a process holds it; None when absent."""
     try:
-        handle = path.open("r+")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.close()
+        os.close(fd)
         return False
-    return handle
+    return _Lock(fd)
 
 
 class _TerminateCleanly:
