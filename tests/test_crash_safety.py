@@ -295,7 +295,9 @@ def test_a_killed_batch_worker_fails_only_its_own_request(tmp_path, demo_warehou
     aggregate = (DEMO / "partner_aggregate.yml").read_text()
     (requests / "1-victim.yml").write_text(aggregate.replace("id: DEMO-PARTNER-AGG", "id: VICTIM"))
     (requests / "2-survivor.yml").write_text(aggregate.replace("id: DEMO-PARTNER-AGG", "id: SURVIVOR"))
-    (requests / "3-letter.yml").write_text((DEMO / "media.yml").read_text())
+    # An unregistered partner: refused, so a decision letter (no kernel) that starts after the kill.
+    (requests / "3-letter.yml").write_text(aggregate.replace("id: DEMO-PARTNER-AGG", "id: REFUSED")
+                                           .replace("partner_id: P-04", "partner_id: P-99"))
     releases = tmp_path / "releases"
     batch = subprocess.Popen([str(WORKBENCH), "batch", str(requests), "--policy", "dmps", "--as-of", AS_OF,
                               "--releases", str(releases), "--warehouse", demo_warehouse, "--workers", "2",
@@ -310,5 +312,5 @@ def test_a_killed_batch_worker_fails_only_its_own_request(tmp_path, demo_warehou
     assert batch.returncode == 1, stderr[-3000:]
     assert "2 filled, 1 failed" in stdout, stdout + stderr[-3000:]
     assert "1-victim.yml: the process filling this request was killed by SIGKILL" in stderr
-    assert sorted(p.name for p in releases.iterdir() if not p.name.startswith(".")) == ["DEMO-MEDIA", "SURVIVOR"]
+    assert sorted(p.name for p in releases.iterdir() if not p.name.startswith(".")) == ["REFUSED", "SURVIVOR"]
     assert staging_left(releases) == []  # the request filled after the kill removed the victim's folder

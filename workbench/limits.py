@@ -72,8 +72,8 @@ def excerpt(value: object, limit: int = ECHO_CHARS) -> str:
     return f"{shown}...{shown[0] if isinstance(value, str) else ''} ({len(text):,} characters)"
 
 
-def excerpt_list(values: list[str], limit: int = ECHO_ITEMS) -> str:
-    """The first `limit` entries joined with commas, and how many more there are."""
-    shown = ", ".join(values[:limit])
+def excerpt_list(values: list[str], limit: int = ECHO_ITEMS, separator: str = ", ") -> str:
+    """The first `limit` entries joined by `separator`, and how many more there are."""
+    shown = separator.join(values[:limit])
     more = len(values) - limit
     return shown + (f" and {more:,} more" if more > 0 else "")

@@ -12,6 +12,10 @@ Two YAML traps are handled on purpose:
 * Dates. ``2026-11-02`` would become a date object, but a bad date such as ``2026-13-02`` would
   crash the YAML parser; dates are kept as text and checked here instead.
 
+The file itself is read by `workbench.safe_yaml` (size limit, UTF-8, no aliases, tags or
+duplicate keys), ID files by `workbench.id_files`; the request ID must be a safe folder name
+(`workbench.request_ids`), since it names the release and the register entry.
+
 Agreement IDs in the file (NDA, research approval) are claims; the decision looks them up in the
 warehouse. Nothing here prints a student's data.
 """
@@ -88,7 +92,7 @@ def _check_written_ids(values: tuple[str, ...], where: str) -> tuple[str, ...]:
             bad.append(f"[{index}] is not a student ID (it holds text, not shown)")
     if bad:
         prefix = f"{where} " if where else ""
-        raise ValueError(f"{prefix}must list full student IDs: " + excerpt_list(bad).replace(", [", "; ["))
+        raise ValueError(f"{prefix}must list full student IDs: " + excerpt_list(bad, separator="; "))
     return tuple(v.strip() for v in values)
 
 

@@ -206,8 +206,9 @@ class ReleaseStore:
                 if handle is not None:
                     handle.close()
             removed.append(path.name)
-        for lock in self.root.glob(f"{STAGING_PREFIX}*{LOCK_SUFFIX}"):
-            if not lock.with_name(lock.name.removesuffix(LOCK_SUFFIX)).exists():
+        # Lock files without a folder, and private ones a process died before renaming into place.
+        for lock in [*self.root.glob(f"{STAGING_PREFIX}*{LOCK_SUFFIX}"), *self.root.glob(".lock-*")]:
+            if not lock.name.endswith(LOCK_SUFFIX) or not lock.with_name(lock.name.removesuffix(LOCK_SUFFIX)).exists():
                 handle = _try_lock(lock)
                 if handle not in (False, None):
                     lock.unlink(missing_ok=True)
