@@ -65,8 +65,10 @@ def assert_nothing_written(place: Path) -> None:
     assert not (place / "register.sqlite").exists()
 
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(c)}: &{chr(c)} [{', '.join(['*' + chr(c - 1)] * 9)}]\n" for c in range(ord("b"), ord("j")))
+# "Billion laughs": under 1 KB, and `level` is 9**7 (4.8 million) nested entries once expanded,
+# which the old loader built and an error message then printed in full (tens of megabytes).
+BOMB = AGGREGATE.replace("level: aggregate", "x_level: aggregate") + "notes: [&a [x, x, x, x, x, x, x, x, x]" + "".join(
+    f", &{chr(c)} [{', '.join(['*' + chr(c - 1)] * 9)}]" for c in range(ord("b"), ord("h"))) + "]\nlevel: *g\n"
 
 REQUEST_MISTAKES = {
     "id_is_a_path": (with_field(AGGREGATE, "id", '"../../X"'), "id:"),
