@@ -26,8 +26,6 @@ from datetime import date
 from multiprocessing.connection import wait
 from pathlib import Path
 
-import yaml
-
 from workbench import safe_yaml
 from workbench.errors import ENVIRONMENT_EXIT_CODE, INPUT_EXIT_CODE, InputError, WorkbenchError
 from workbench.limits import yaml_bytes
@@ -98,7 +96,7 @@ def requests_for_every_school(request_file: str | Path, con, out_dir: str | Path
         copy_["cohort"] = {**raw["cohort"], "school": school_id}
         path = out_dir / f"{copy_['id']}.yml"
         header = f"# Generated from {request_file.name} for school {school_id}; edit the template, not this file.\n"
-        path.write_text(header + yaml.safe_dump(copy_, sort_keys=False, default_flow_style=None))
+        path.write_text(header + safe_yaml.dump(copy_, sort_keys=False, default_flow_style=None))
         written.append(path)
     return written
 

@@ -11,7 +11,8 @@ PyYAML's safe loader still accepts things no request or policy needs and an atta
 
 `load` refuses all four with a `yaml.MarkedYAMLError` that points at the line, before any object
 is built, so callers report them like any other YAML mistake. `read_text` reads a file only if it
-is under a size limit and is UTF-8, with an error naming the file otherwise.
+is under a size limit and is UTF-8, with an error naming the file otherwise. `dump` writes YAML
+without anchors, so what the workbench writes it can read back.
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ _TextDateLoader.yaml_implicit_resolvers = {
 def loader(text: str, *, dates_as_text: bool = False) -> _Loader:
     """A loader over `text` (to inspect nodes before building objects); call `.dispose()` after."""
     return (_TextDateLoader if dates_as_text else _Loader)(text)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes an object met twice in full each time: `load` refuses the anchors PyYAML would use."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def dump(data: Any, **options: Any) -> str:
+    """YAML text `load` reads back: no anchors or aliases, even for shared objects."""
+    return yaml.dump(data, Dumper=_Dumper, **options)
 
 
 def load(text: str, *, dates_as_text: bool = False) -> Any:
