@@ -285,3 +285,12 @@ def test_a_full_disk_is_exit_1_and_leaves_nothing(place):
     assert "Traceback" not in result.stderr
     assert "the disk is full" in result.stderr or "No space left on device" in result.stderr
     assert "register" in result.stderr
+
+
+def test_an_output_that_cannot_be_written_is_exit_1_naming_it(place):
+    """/dev/full answers every write with 'No space left on device', like a full disk."""
+    table = place / "in" / "counts.csv"
+    table.write_text("school,grade,n\nA,1,12\nA,2,30\nB,1,25\nB,2,40\n")
+    result = run("protect", str(table), "--dims", "school,grade", "--count", "n", "--policy", "nces",
+                 "--out", "/dev/full")
+    assert_refused(result, 1, "/dev/full", "No space left on device")

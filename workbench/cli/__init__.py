@@ -29,8 +29,8 @@ class WorkbenchGroup(click.Group):
         except OSError as exc:
             if exc.errno not in _ENVIRONMENT_ERRNOS:
                 raise
-            where = f" {exc.filename}" if exc.filename else ""
-            click.echo(f"error: cannot use{where}: {exc.strerror}", err=True)
+            where = exc.filename or "a file or the disk"
+            click.echo(f"error: cannot use {where}: {exc.strerror}", err=True)
             ctx.exit(ENVIRONMENT_EXIT_CODE)
 
 

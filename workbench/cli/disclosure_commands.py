@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from workbench.cli import main
-from workbench.errors import InputError
+from workbench.errors import EnvironmentProblem, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,8 +44,11 @@ def _split(value: str | None) -> list[str]:
 def _write(frame: pd.DataFrame, out: Path | None) -> None:
     if out is None:
         frame.to_csv(sys.stdout, index=False)
-    else:
+        return
+    try:
         frame.to_csv(out, index=False)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
 
 
 def _rule_for(policy: str):
