@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from workbench import safe_yaml
 from workbench.decision import Decision, decide
 from workbench.policy import load_policy
 from workbench.request import parse_request
@@ -231,7 +232,7 @@ def identified_request(ids: list[str], fields: list[str] | None = None, **overri
 
 
 def write_request(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path.write_text(safe_yaml.dump(data, sort_keys=False), encoding="utf-8")  # no anchors: they are refused
     return path
 
 

@@ -17,7 +17,7 @@ from workbench.forms import cohort_logic as cl
 from workbench.forms import intake as il
 from workbench.policy import evidence, load_policy
 from workbench.register import RequestRegister
-from workbench.request import load_request, parse_request
+from workbench.request import RequestError, load_request, parse_request
 from tests.warehouse_fixtures import S1_ID, S2_ID, S3_ID, S5_ID, Y1, Y2
 
 AS_OF = date(2026, 6, 1)
@@ -266,7 +266,8 @@ def test_save_never_overwrites(tmp_path, small_con, register):
 def test_save_refuses_an_invalid_request_and_unsafe_file_names(tmp_path):
     with pytest.raises(Exception, match="Purpose"):
         il.save_request(il.request_data(_values(purpose="")), tmp_path)
-    with pytest.raises(il.FormError, match="names the file"):
+    # An ID that cannot name a file cannot name a release either: the request itself refuses it.
+    with pytest.raises(RequestError, match="Request ID: '../escape' cannot be used"):
         il.save_request(il.request_data(_values(request_id="../escape")), tmp_path)
     assert list(tmp_path.iterdir()) == []
 

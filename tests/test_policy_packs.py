@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workbench import config
+from workbench import config, safe_yaml
 from workbench.policy import PolicyError, available_policies, load_policy
 from workbench.policy.model import Source, format_lines
 from workbench.policy.vocabulary import LEVELS, ROLES
@@ -24,7 +24,7 @@ TESTS = Path(__file__).parent
 
 
 def _write(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path.write_text(safe_yaml.dump(data, sort_keys=False), encoding="utf-8")  # no anchors: they are refused
     return path
 
 

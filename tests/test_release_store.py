@@ -67,3 +67,45 @@ def test_release_files_are_read_only(tmp_path):
 def test_release_ids_cannot_escape_the_store(tmp_path, bad):
     with pytest.raises(ReleaseError):
         ReleaseStore(tmp_path).path_for(bad)
+
+
+def test_a_tampered_release_is_not_taken_for_an_identical_one(tmp_path):
+    from workbench.release.store import ReleaseStoreError, verify_folder
+
+    store = ReleaseStore(tmp_path)
+    stage(store, "REQ-5", "a\n1\n")
+    target = tmp_path / "REQ-5" / "tables" / "enrolled.csv"
+    target.chmod(0o644)
+    target.write_text("a\n9\n")
+    assert verify_folder(tmp_path / "REQ-5") == ["tables/enrolled.csv: its bytes do not match the manifest's checksum"]
+    # The same content as first published: a re-fill would have called this "identical".
+    with pytest.raises(ReleaseStoreError, match="no longer matches its manifest"):
+        stage(store, "REQ-5", "a\n1\n")
+    assert target.read_text() == "a\n9\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_readers_skip_folders_that_are_not_releases(tmp_path, caplog):
+    store = ReleaseStore(tmp_path)
+    stage(store, "REQ-6", "a\n1\n")
+    (tmp_path / "HALF").mkdir()
+    (tmp_path / "HALF" / MANIFEST).write_text('{"files": ')
+    (tmp_path / ".staging-REQ-7-00000000").mkdir()
+    (tmp_path / ".staging-REQ-7-00000000" / MANIFEST).write_text("{}")
+    with caplog.at_level("WARNING"):
+        assert store.releases() == ["REQ-6"]
+    assert "skipped HALF" in caplog.text and ".staging" not in caplog.text
+    assert set(store.problems()) == {"HALF"}
+
+
+def test_a_new_staging_folder_removes_the_ones_whose_process_is_gone(tmp_path):
+    store = ReleaseStore(tmp_path)
+    stale = tmp_path / ".staging-REQ-8-deadbeef"
+    stale.mkdir()
+    (stale / "roster.csv").write_text("student_id\n0012684\n")
+    (tmp_path / ".staging-REQ-8-deadbeef.lock").write_text("12345\n")  # nobody holds it
+    with store.staging("REQ-9") as folder:
+        assert not stale.exists() and folder.is_dir()
+        with store.staging("REQ-10") as other:  # a concurrent fill keeps this one's folder
+            assert folder.is_dir() and other.is_dir()
+    assert list(tmp_path.iterdir()) == []

@@ -6,24 +6,30 @@ school-report request into one request per school, addressed to that school's pr
 The per-school files are written out so that each release can be traced to the exact file it came
 from.
 
-`run_batch` fills requests in worker processes. Each worker fills one request at a time through
+`run_batch` fills each request in a process of its own, at most `workers` at a time, through
 `fill_one`, which never raises: a failing request comes back as a failure and the others go on.
+A process that dies (killed by a signal, out of memory) fails only its own request; a pool of
+shared workers would fail every request it held. A SIGTERM to the batch is passed on to the
+running fills, which remove their staging folders, and the batch then ends.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date
+from multiprocessing.connection import wait
 from pathlib import Path
 
-import yaml
-
+from workbench import safe_yaml
+from workbench.errors import ENVIRONMENT_EXIT_CODE, INPUT_EXIT_CODE, InputError, WorkbenchError
+from workbench.limits import yaml_bytes
 from workbench.request import load_request
-from workbench.errors import InputError
 
 
 class BatchError(InputError):
@@ -77,7 +83,7 @@ def requests_for_every_school(request_file: str | Path, con, out_dir: str | Path
     unknown = [s for s in wanted if s not in names]
     if unknown:
         raise BatchError(f"unknown school ID(s): {', '.join(unknown)}")
-    raw = yaml.safe_load(request_file.read_text())
+    raw = safe_yaml.load(safe_yaml.read_text(request_file, yaml_bytes(), "request file"), dates_as_text=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -90,12 +96,17 @@ def requests_for_every_school(request_file: str | Path, con, out_dir: str | Path
         copy_["cohort"] = {**raw["cohort"], "school": school_id}
         path = out_dir / f"{copy_['id']}.yml"
         header = f"# Generated from {request_file.name} for school {school_id}; edit the template, not this file.\n"
-        path.write_text(header + yaml.safe_dump(copy_, sort_keys=False, default_flow_style=None))
+        path.write_text(header + safe_yaml.dump(copy_, sort_keys=False, default_flow_style=None))
         written.append(path)
     return written
 
 
-_WARM_KERNEL = None  # one guarded kernel per worker process, reused across its reports
+def _failure(base: dict, kind: str, error: str, exit_code: int, started: float) -> dict:
+    return {**base, "ok": False, "kind": kind, "error": error, "exit_code": exit_code,
+            "seconds": time.perf_counter() - started}
+
+
+_WARM_KERNEL = None  # one guarded kernel kept by a process that fills reports one after the other
 
 
 def _warm_kernel():
@@ -114,30 +125,43 @@ def _warm_kernel():
 def fill_one(job: FillJob, warm: bool = False) -> dict:
     """Fills one request in whatever process runs it; returns a plain, picklable summary.
 
-    With `warm`, the template runs in this process's warm kernel (one per batch worker)."""
-    from workbench.fill import FillError, fill, releases_root
-    from workbench.policy import PolicyError
+    A failure has `kind` (input, fill, environment, unexpected) and the `exit_code` the command
+    line ends with: 2 for a mistake in what was given, 1 for anything else. With `warm`, the
+    template runs in this process's warm kernel (workbench.kernels), kept across its fills.
+    """
+    from workbench.policy import load_policy
     from workbench.release.store import ReleaseStore
-    from workbench.request import RequestError
 
     started = time.perf_counter()
-    register = None
-    if job.use_register:
-        from workbench.register import RequestRegister
-
-        register = RequestRegister()
     base = {"request": job.request_file}
+    register = None
     try:
+        # The request and the policy are checked before anything heavy is loaded and before the
+        # register is opened: a mistake in either is reported at once and writes nothing anywhere.
+        load_request(job.request_file)
+        if job.policy:
+            load_policy(job.policy)
+        from workbench.fill import fill, releases_root
+
+        if job.use_register:
+            from workbench.register import RequestRegister
+
+            register = RequestRegister()
+        # The policy as given (None: the pack the request names, else the configured one).
         result = fill(job.request_file, job.policy, job.as_of,
                       store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
                       warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None)
-    except (RequestError, PolicyError) as exc:
-        return {**base, "ok": False, "kind": "input", "error": str(exc), "seconds": time.perf_counter() - started}
-    except FillError as exc:
-        return {**base, "ok": False, "kind": "fill", "error": str(exc), "seconds": time.perf_counter() - started}
+    except WorkbenchError as exc:
+        kind = "input" if exc.exit_code == INPUT_EXIT_CODE else "fill"
+        return _failure(base, kind, str(exc), exc.exit_code, started)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
+            where = f" {exc.filename}" if exc.filename else ""
+            return _failure(base, "environment", f"cannot write{where}: {exc.strerror}; nothing was released",
+                            ENVIRONMENT_EXIT_CODE, started)
+        return _failure(base, "unexpected", f"unexpected {type(exc).__name__}", ENVIRONMENT_EXIT_CODE, started)
     except Exception as exc:  # one broken request must not stop a batch; its text may quote data
-        return {**base, "ok": False, "kind": "unexpected", "error": f"unexpected {type(exc).__name__}",
-                "seconds": time.perf_counter() - started}
+        return _failure(base, "unexpected", f"unexpected {type(exc).__name__}", ENVIRONMENT_EXIT_CODE, started)
     finally:
         if register is not None:
             register.close()
@@ -149,24 +173,90 @@ def fill_one(job: FillJob, warm: bool = False) -> dict:
     }
 
 
+def _fill_in_child(job: FillJob, connection) -> None:
+    try:
+        connection.send(fill_one(job))
+    finally:
+        connection.close()
+
+
+def _dead_worker(job: FillJob, exitcode: int | None, seconds: float) -> dict:
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by {signal.Signals(-exitcode).name}"
+    else:
+        how = f"ended with status {exitcode} before reporting"
+    return {"request": job.request_file, "ok": False, "kind": "worker", "exit_code": ENVIRONMENT_EXIT_CODE,
+            "error": f"the process filling this request {how}; nothing was released for it", "seconds": seconds}
+
+
+class _BatchTerminated(SystemExit):
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
 def run_batch(jobs: Sequence[FillJob], workers: int, on_done: Callable[[dict], None] | None = None) -> list[dict]:
     """Fills every job; results in the order of `jobs`. workers=1 runs in this process."""
     results: dict[int, dict] = {}
+
+    def finish(index: int, result: dict) -> None:
+        results[index] = result
+        if on_done:
+            on_done(result)
+
     if workers == 1:
+        # One after the other in this process: one warm kernel serves every report.
         for index, job in enumerate(jobs):
-            results[index] = fill_one(job, warm=True)
-            if on_done:
-                on_done(results[index])
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(fill_one, job, True): index for index, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                index = futures[future]
-                try:
-                    results[index] = future.result()
-                except Exception as exc:  # a worker that died (out of memory, killed)
-                    results[index] = {"request": jobs[index].request_file, "ok": False, "kind": "worker",
-                                      "error": f"worker process failed: {type(exc).__name__}", "seconds": 0.0}
-                if on_done:
-                    on_done(results[index])
+            finish(index, fill_one(job, warm=True))
+        return [results[i] for i in range(len(jobs))]
+
+    context = multiprocessing.get_context()
+    waiting = list(enumerate(jobs))
+    running: dict = {}  # process sentinel -> (index, process, connection, started)
+    received: dict[int, dict] = {}
+    closed: set[int] = set()  # pipes that reached their end (result read, or the process died)
+
+    def on_term(_signum, _frame):
+        raise _BatchTerminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index, job = waiting.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(target=_fill_in_child, args=(job, writer), daemon=True)
+                process.start()
+                writer.close()
+                running[process.sentinel] = (index, process, reader, time.perf_counter())
+            readers = {entry[2]: sentinel for sentinel, entry in running.items() if entry[0] not in closed}
+            for ready in wait(list(running) + list(readers)):
+                if ready in readers:  # read before the process ends, so a large result cannot block it
+                    if readers[ready] not in running:  # its process was already handled in this round
+                        continue
+                    index, _process, reader, _started = running[readers[ready]]
+                    closed.add(index)
+                    try:
+                        received[index] = reader.recv()
+                    except (EOFError, OSError):
+                        pass
+                    continue
+                index, process, reader, started = running.pop(ready)
+                if index not in received and reader.poll():
+                    try:
+                        received[index] = reader.recv()
+                    except (EOFError, OSError):
+                        pass
+                process.join()
+                reader.close()
+                closed.discard(index)
+                result = received.pop(index, None)
+                finish(index, result if result is not None else
+                       _dead_worker(jobs[index], process.exitcode, time.perf_counter() - started))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for _index, process, reader, _started in running.values():
+            process.terminate()  # SIGTERM: each fill removes its staging folder, then ends
+        for _index, process, reader, _started in running.values():
+            process.join(timeout=60)
+            reader.close()
     return [results[i] for i in range(len(jobs))]

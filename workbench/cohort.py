@@ -16,12 +16,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import ibis
-import pandas as pd
 from workbench.errors import InputError
 from workbench.warehouse import rows_with
+
+if TYPE_CHECKING:  # imported where used: reading and checking a request file needs neither
+    import ibis
+    import pandas as pd
 
 DISTRICT_ID_WIDTH = 7
 STATE_ID_WIDTH = 10
@@ -77,6 +79,23 @@ def normalize_student_id(raw: object, kind: IdKind = "auto") -> NormalizedId:
     )
 
 
+_TYPO_LIKE = re.compile(r"[0-9A-Za-z]{1,12}")
+
+
+def shown_entry(raw: str, position: int) -> str:
+    """How a malformed entry is shown: as given when it is a mistyped ID, else only where it was.
+
+    A mistyped ID (``12A``, ``00412 75``) is shown so the analyst can correct it. Anything else
+    where an ID belongs (a name, a birth date pasted with it) must not travel on into the decision,
+    the register or a log, where malformed entries are listed.
+    """
+    compact = raw.strip().replace(" ", "").replace("\u00a0", "")
+    digits = sum(ch.isdigit() for ch in compact)
+    if _TYPO_LIKE.fullmatch(compact) and digits * 2 >= len(compact):
+        return raw
+    return f"entry {position} (text, not shown)"
+
+
 _ID_SEPARATORS = re.compile(r"[\s,;|]+")
 
 
@@ -94,7 +113,7 @@ class Cohort:
     matched: pd.DataFrame  # input, student_id, state_id (one row per distinct student)
     unknown: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
-    malformed: list[tuple[str, str]] = field(default_factory=list)  # (raw, problem)
+    malformed: list[tuple[str, str]] = field(default_factory=list)  # (entry as shown, problem); see shown_entry
     not_enrolled: list[str] = field(default_factory=list)
 
     @property
@@ -148,6 +167,8 @@ def cohort_from_ids(
     Only the distinct normalized IDs are sent to the warehouse; the lookup is one query for
     district IDs and one for state IDs.
     """
+    import pandas as pd
+
     if isinstance(ids, str):
         ids = split_id_text(ids)
     years = tuple(years)
@@ -157,10 +178,10 @@ def cohort_from_ids(
     duplicated: list[str] = []
     malformed: list[tuple[str, str]] = []
     by_kind: dict[str, list[str]] = {"district": [], "state": []}
-    for raw in ids:
+    for position, raw in enumerate(ids, start=1):
         normalized = normalize_student_id(raw, id_kind)
         if normalized.value is None:
-            malformed.append((normalized.raw, normalized.problem or "malformed"))
+            malformed.append((shown_entry(normalized.raw, position), normalized.problem or "malformed"))
             continue
         key = f"{normalized.kind}:{normalized.value}"
         if key in seen:
@@ -223,6 +244,8 @@ def cohort_from_program(con, program_id: str, as_of: date | str | None, years: S
     With ``as_of=None``, every student tagged at any time during the school years: the students
     a program served, which is what a partner's evaluation report is about.
     """
+    import pandas as pd
+
     years = tuple(years)
     programs = con.table("programs")
     if programs.filter(programs.program_id == program_id).count().to_pandas() == 0:

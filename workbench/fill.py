@@ -25,7 +25,7 @@ from workbench.config import TEMPLATES_DIR, releases_location
 from workbench.decision import Decision
 from workbench.errors import EnvironmentProblem, InputError
 from workbench.plan import ReleasePlan, make_plan, policy_for
-from workbench.policy import Policy, load_policy
+from workbench.policy import Policy
 from workbench.release.check import CheckReport, Identifiers, check_release
 from workbench.release.store import PublishedRelease, ReleaseStore, checksums, content_digest
 from workbench.report.narrative import decision_letter

@@ -17,6 +17,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -38,10 +40,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 
 from workbench.config import register_location
-from workbench.errors import InputError
+from workbench.errors import EnvironmentProblem, InputError
+from workbench.request_ids import request_id_problem
 
 STATUSES = ("received", "clarifying", "approved", "refused", "filled", "released", "withdrawn")
 
@@ -108,6 +111,29 @@ class RegisterError(InputError):
 
 class TransitionError(RegisterError):
     """A status change the workflow does not allow from the current status."""
+
+
+class RegisterUnavailable(EnvironmentProblem):
+    """The register database cannot be opened or written: locked, damaged, disk full, unreachable."""
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+@contextmanager
+def _database(url: str) -> Iterator[None]:
+    """Database failures as `RegisterUnavailable`, naming the register but not its password."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, DatabaseError) as exc:
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0][:200]
+        raise RegisterUnavailable(f"the request register at {_shown_url(url)} cannot be used: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -189,8 +215,15 @@ class RequestRegister:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = register_location(url)
-        self.engine = _make_engine(self.url)
-        with self.engine.begin() as connection:
+        try:
+            self.engine = _make_engine(self.url)
+        except (ArgumentError, ImportError) as exc:
+            raise RegisterError(f"register: {self.url[:80]!r} is not a database URL this installation can open "
+                                f"({type(exc).__name__})") from None
+        except OSError as exc:
+            raise RegisterUnavailable(f"the request register at {_shown_url(self.url)} cannot be created: "
+                                      f"{exc.strerror or type(exc).__name__}") from None
+        with _database(self.url), self.engine.begin() as connection:
             metadata.create_all(connection)
 
     def close(self) -> None:
@@ -205,6 +238,9 @@ class RequestRegister:
     # -- writing ---------------------------------------------------------------------------
     def register(self, request, by: str | None = None, note: str | None = None) -> Event:
         """Record a new request with its first event, `received`."""
+        problem = request_id_problem(request.id)
+        if problem:
+            raise RegisterError(f"request id {str(request.id)[:60]!r} cannot be registered: {problem}")
         by = by or default_analyst()
         at = _now()
         row = {
@@ -222,7 +258,7 @@ class RequestRegister:
             "registered_by": by,
         }
         try:
-            with self.engine.begin() as connection:
+            with _database(self.url), self.engine.begin() as connection:
                 connection.execute(requests_table.insert().values(**row))
                 result = connection.execute(events_table.insert().values(
                     request_id=request.id, status="received", at=at, by=by, note=note))
@@ -234,7 +270,7 @@ class RequestRegister:
     def record_decision(self, decision, by: str | None = None) -> int:
         """Store a decision for a registered request; earlier decisions are kept."""
         by = by or default_analyst()
-        with self.engine.begin() as connection:
+        with _database(self.url), self.engine.begin() as connection:
             self._require(connection, decision.request_id)
             result = connection.execute(decisions_table.insert().values(
                 request_id=decision.request_id, policy=decision.policy, policy_hash=decision.policy_hash,
@@ -248,7 +284,7 @@ class RequestRegister:
             raise RegisterError(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
         by = by or default_analyst()
         at = _now()
-        with self.engine.begin() as connection:
+        with _database(self.url), self.engine.begin() as connection:
             self._require(connection, request_id, lock=True)
             current = self._current_status(connection, request_id)
             if status not in TRANSITIONS[current]:
@@ -275,12 +311,12 @@ class RequestRegister:
         return row[0]
 
     def status(self, request_id: str) -> str:
-        with self.engine.connect() as connection:
+        with _database(self.url), self.engine.connect() as connection:
             self._require(connection, request_id)
             return self._current_status(connection, request_id)
 
     def history(self, request_id: str) -> list[Event]:
-        with self.engine.connect() as connection:
+        with _database(self.url), self.engine.connect() as connection:
             self._require(connection, request_id)
             rows = connection.execute(
                 select(events_table).where(events_table.c.request_id == request_id).order_by(events_table.c.event_id)
@@ -288,7 +324,7 @@ class RequestRegister:
         return [Event(r["event_id"], r["request_id"], r["status"], _utc(r["at"]), r["by"], r["note"]) for r in rows]
 
     def all_events(self) -> list[Event]:
-        with self.engine.connect() as connection:
+        with _database(self.url), self.engine.connect() as connection:
             rows = connection.execute(select(events_table).order_by(events_table.c.event_id)).mappings().all()
         return [Event(r["event_id"], r["request_id"], r["status"], _utc(r["at"]), r["by"], r["note"]) for r in rows]
 
@@ -310,14 +346,14 @@ class RequestRegister:
         )
         if status is not None:
             query = query.where(events_table.c.status == status)
-        with self.engine.connect() as connection:
+        with _database(self.url), self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [RequestSummary(r.request_id, r.received, r.requester_role, r.organization, r.level,
                                r.status, _utc(r.at), r.by) for r in rows]
 
     def show(self, request_id: str) -> dict[str, Any]:
         """The request as registered, its decisions (latest last) and its history."""
-        with self.engine.connect() as connection:
+        with _database(self.url), self.engine.connect() as connection:
             row = connection.execute(
                 select(requests_table).where(requests_table.c.request_id == request_id)).mappings().first()
             if row is None:
@@ -352,6 +388,6 @@ class RequestRegister:
 
 
 __all__ = [
-    "STATUSES", "TRANSITIONS", "Event", "RegisterError", "RequestRegister", "RequestSummary",
+    "STATUSES", "TRANSITIONS", "Event", "RegisterError", "RegisterUnavailable", "RequestRegister", "RequestSummary",
     "TransitionError", "default_analyst",
 ]

@@ -12,6 +12,10 @@ Two YAML traps are handled on purpose:
 * Dates. ``2026-11-02`` would become a date object, but a bad date such as ``2026-13-02`` would
   crash the YAML parser; dates are kept as text and checked here instead.
 
+The file itself is read by `workbench.safe_yaml` (size limit, UTF-8, no aliases, tags or
+duplicate keys), ID files by `workbench.id_files`; the request ID must be a safe folder name
+(`workbench.request_ids`), since it names the release and the register entry.
+
 Agreement IDs in the file (NDA, research approval) are claims; the decision looks them up in the
 warehouse. Nothing here prints a student's data.
 """
@@ -20,16 +24,19 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from workbench.cohort import DISTRICT_ID_WIDTH, STATE_ID_WIDTH, split_id_text
+from workbench import safe_yaml
+from workbench.cohort import DISTRICT_ID_WIDTH, STATE_ID_WIDTH
+from workbench.id_files import ID_FILE_SUFFIXES, IdFileError, read_id_file
+from workbench.limits import excerpt, excerpt_list, yaml_bytes
 from workbench.policy.validation import describe_validation_error
+from workbench.request_ids import request_id_problem
 from workbench.policy.vocabulary import (
     STUDENT_LEVELS,
     ExceptionKind,
@@ -44,8 +51,8 @@ STATE_ID = re.compile(rf"^[1-9]\d{{{STATE_ID_WIDTH - 1}}}$")
 SCHOOL_YEAR = re.compile(r"^(\d{4})-(\d{4})$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-ID_FILE_SUFFIXES = (".csv", ".xlsx", ".xls", ".txt")
-_ID_COLUMN_NAMES = ("student_id", "district_id", "state_id", "id", "student id", "studentid", "sasid")
+# A request is received on a real day: not before this year, and not more than a year from today.
+EARLIEST_RECEIVED_YEAR = 1970
 
 
 class RequestError(InputError):
@@ -77,12 +84,15 @@ def _check_written_ids(values: tuple[str, ...], where: str) -> tuple[str, ...]:
         if text.isdigit() and len(text) < DISTRICT_ID_WIDTH:
             bad.append(f"[{index}] {text!r} has {len(text)} digits (district IDs have {DISTRICT_ID_WIDTH}; "
                        f"if it lost its leading zeros write {text.zfill(DISTRICT_ID_WIDTH)!r})")
-        else:
-            bad.append(f"[{index}] {text!r} is neither a {DISTRICT_ID_WIDTH}-digit district ID "
+        elif re.fullmatch(r"[\d\s.\-]+", text):
+            bad.append(f"[{index}] {excerpt(text)} is neither a {DISTRICT_ID_WIDTH}-digit district ID "
                        f"nor a {STATE_ID_WIDTH}-digit state ID")
+        else:
+            # Text where an ID belongs may be a name pasted into the wrong column: never repeat it.
+            bad.append(f"[{index}] is not a student ID (it holds text, not shown)")
     if bad:
         prefix = f"{where} " if where else ""
-        raise ValueError(f"{prefix}must list full student IDs: " + "; ".join(bad))
+        raise ValueError(f"{prefix}must list full student IDs: " + excerpt_list(bad, separator="; "))
     return tuple(v.strip() for v in values)
 
 
@@ -178,27 +188,35 @@ class DataRequest(_Strict):
 
     _path: Path | None = PrivateAttr(default=None)
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _fillable_id(cls, value: Any) -> Any:
+        problem = request_id_problem(value)
+        if problem:
+            raise ValueError(f"{excerpt(value)} cannot be used: {problem}")
+        return value
+
     @field_validator("received", mode="before")
     @classmethod
     def _iso_date(cls, value: Any) -> Any:
-        if isinstance(value, date):
-            return value
-        text = str(value).strip()
-        if not ISO_DATE.match(text):
-            raise ValueError(f"must be a date written YYYY-MM-DD (got {value!r})")
-        try:
-            return date.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"{text} is not a real date ({exc})") from None
+        if not isinstance(value, date):
+            text = str(value).strip()
+            if not ISO_DATE.match(text):
+                raise ValueError(f"must be a date written YYYY-MM-DD (got {excerpt(value)})")
+            try:
+                value = date.fromisoformat(text)
+            except ValueError as exc:
+                raise ValueError(f"{text} is not a real date ({exc})") from None
+        return check_date_in_range(value)
 
     @field_validator("years", mode="before")
     @classmethod
     def _years_as_list(cls, value: Any) -> Any:
         value = [value] if isinstance(value, (str, int)) else value
         if isinstance(value, (list, tuple)):
-            numbers = [repr(item) for item in value if not isinstance(item, str)]
+            numbers = [excerpt(item) for item in value if not isinstance(item, str)]
             if numbers:
-                raise ValueError(f"school years are written like 2025-2026; not {', '.join(numbers)}")
+                raise ValueError(f"school years are written like 2025-2026; not {excerpt_list(numbers)}")
         return value
 
     @field_validator("years")
@@ -210,9 +228,9 @@ class DataRequest(_Strict):
         for year in value:
             match = SCHOOL_YEAR.match(year)
             if not match or int(match.group(2)) != int(match.group(1)) + 1:
-                bad.append(repr(year))
+                bad.append(excerpt(year))
         if bad:
-            raise ValueError(f"school years are written like 2025-2026; not {', '.join(bad)}")
+            raise ValueError(f"school years are written like 2025-2026; not {excerpt_list(bad)}")
         if len(set(value)) != len(value):
             raise ValueError("a school year is listed twice")
         return value
@@ -224,7 +242,8 @@ class DataRequest(_Strict):
 
         unknown = [m for m in value if m not in MEASURES]
         if unknown:
-            raise ValueError(f"unknown measure(s) {', '.join(map(repr, unknown))}; choose from {', '.join(MEASURES)}")
+            raise ValueError(f"unknown measure(s) {excerpt_list([excerpt(m) for m in unknown])}; "
+                             f"choose from {', '.join(MEASURES)}")
         return value
 
     @field_validator("breakdowns")
@@ -234,7 +253,8 @@ class DataRequest(_Strict):
 
         unknown = [b for b in value if b not in BREAKDOWNS]
         if unknown:
-            raise ValueError(f"unknown breakdown(s) {', '.join(map(repr, unknown))}; choose from {', '.join(BREAKDOWNS)}")
+            raise ValueError(f"unknown breakdown(s) {excerpt_list([excerpt(b) for b in unknown])}; "
+                             f"choose from {', '.join(BREAKDOWNS)}")
         return value
 
     @model_validator(mode="after")
@@ -276,15 +296,6 @@ class DataRequest(_Strict):
 
 # --- reading the YAML ---------------------------------------------------------------------
 
-class _RequestLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so a bad date is a validation error, not a crash."""
-
-
-_RequestLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
 _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 
 
@@ -318,14 +329,14 @@ def _number_problems(root: yaml.Node, loader: yaml.SafeLoader) -> list[str]:
         if entries:
             problems.append(
                 f"{'.'.join(path)}: IDs must be quoted strings; YAML reads unquoted digits as numbers and "
-                f"drops leading zeros (or reads them as octal): {', '.join(entries)}. "
+                f"drops leading zeros (or reads them as octal): {excerpt_list(entries)}. "
                 'Write every ID in quotes, e.g. ["0041275", "0102938"]'
             )
     return problems
 
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
-    loader = _RequestLoader(text)
+    loader = safe_yaml.loader(text, dates_as_text=True)
     try:
         root = loader.get_single_node()
         if root is None:
@@ -337,7 +348,7 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise RequestError([f"{at}not valid YAML ({getattr(exc, 'problem', None) or exc})"], where) from None
+        raise RequestError([f"{at}not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})"], where) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -345,40 +356,14 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
     return data
 
 
-def _digit_like(text: str) -> bool:
-    return bool(re.fullmatch(r"\s*\d+(\.0+)?\s*", text))
-
-
-def _ids_from_table(frame: pd.DataFrame) -> tuple[list[str], str]:
-    """IDs from a sheet read without a header; the first row is a header unless it is an ID."""
-    if frame.empty:
-        return [], "auto"
-    first_row = [str(v) for v in frame.iloc[0].tolist()]
-    kind = "auto"
-    if any(_digit_like(cell) for cell in first_row):
-        column = next(i for i, cell in enumerate(first_row) if _digit_like(cell))
-        values = frame.iloc[:, column]
-    else:
-        names = [cell.strip().lower() for cell in first_row]
-        column = next((names.index(n) for n in _ID_COLUMN_NAMES if n in names), 0)
-        if names[column] in ("state_id", "sasid"):
-            kind = "state"
-        values = frame.iloc[1:, column]
-    return [str(v).strip() for v in values.tolist() if str(v).strip() and str(v).strip().lower() != "nan"], kind
-
-
-def read_id_file(path: Path) -> tuple[list[str], str]:
-    """Student IDs from a CSV, Excel or text file, always as text. Returns (ids, id kind)."""
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return split_id_text(path.read_text(encoding="utf-8-sig")), "auto"
-    if suffix == ".csv":
-        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
-    elif suffix in (".xlsx", ".xls"):
-        frame = pd.read_excel(path, header=None, dtype=str, keep_default_na=False)
-    else:
-        raise ValueError(f"IDs are read from {', '.join(ID_FILE_SUFFIXES)} files, not {suffix or 'a file without extension'}")
-    return _ids_from_table(frame)
+def check_date_in_range(value: date, field: str | None = None) -> date:
+    """A date a request or an option gives: from 1970 to a year from today (9999-12-30 is a typo)."""
+    latest = date.today() + timedelta(days=366)
+    if not date(EARLIEST_RECEIVED_YEAR, 1, 1) <= value <= latest:
+        prefix = f"{field}: " if field else ""
+        raise ValueError(f"{prefix}{value.isoformat()} is not a plausible date (from {EARLIEST_RECEIVED_YEAR}-01-01 "
+                         f"to {latest.isoformat()}, a year from today)")
+    return value
 
 
 def _load_id_file(data: dict[str, Any], base_dir: Path | None) -> list[str]:
@@ -390,11 +375,11 @@ def _load_id_file(data: dict[str, Any], base_dir: Path | None) -> list[str]:
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
     if not path.is_file():
-        return [f"cohort.student_ids: no ID file {name} (paths are relative to the request file)"]
+        return [f"cohort.student_ids: no ID file {name[:200]} (paths are relative to the request file)"]
     try:
-        ids, kind = read_id_file(path)
-    except Exception as exc:  # pandas and openpyxl raise many kinds of errors for bad files
-        return [f"cohort.student_ids: cannot read IDs from {name}: {exc}"]
+        ids, kind = read_id_file(path, name)
+    except IdFileError as exc:
+        return [f"cohort.student_ids: {exc}"]
     if not ids:
         return [f"cohort.student_ids: {name} holds no IDs"]
     cohort["student_ids"] = ids
@@ -423,9 +408,9 @@ def load_request(path: str | os.PathLike) -> DataRequest:
     path = Path(path)
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RequestError([f"cannot read the file: {exc.strerror or exc}"], where) from None
+        text = safe_yaml.read_text(path, yaml_bytes(), "request file")
+    except safe_yaml.FileReadError as exc:
+        raise RequestError([str(exc).removeprefix(f"request file {path}: ")], where) from None
     request = parse_request(_read_yaml(text, where), base_dir=path.parent, where=where)
     request._path = path
     return request

@@ -66,7 +66,15 @@ def connect(location: str | os.PathLike | None = None, *, read_only: bool = True
                 f"no warehouse at {path}; create one with `workbench data generate` "
                 "or set WORKBENCH_WAREHOUSE"
             )
-        con = ibis.duckdb.connect(str(path), read_only=read_only)
+        try:
+            con = ibis.duckdb.connect(str(path), read_only=read_only)
+            tables = con.list_tables()
+        except Exception as exc:  # duckdb raises IOException (locked), InvalidInputException (not DuckDB), ...
+            raise WarehouseError(f"cannot open the warehouse at {path}: {_duckdb_reason(exc)}") from None
+        missing = sorted(set(REQUIRED_TABLES) - set(tables))
+        if missing:
+            raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
+        return con
     missing = sorted(set(REQUIRED_TABLES) - set(con.list_tables()))
     if missing:
         raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
@@ -91,6 +99,18 @@ def _remember_schemas(con: BaseBackend) -> None:
         con.table = table
     except AttributeError:  # a backend class that forbids it keeps its own lookups
         pass
+
+
+def _duckdb_reason(exc: Exception) -> str:
+    """What went wrong opening a DuckDB file, in words, without the driver's full text."""
+    text = str(exc).lower()
+    if "lock" in text:
+        return "another process has it open for writing (it is locked); try again when that process ends"
+    if "not a valid duckdb" in text or "invalid" in text or "corrupt" in text or "magic" in text:
+        return "it is not a DuckDB database or it is damaged; regenerate it or restore it from a backup"
+    if "permission" in text:
+        return "permission denied"
+    return type(exc).__name__
 
 
 def warehouse_info(con: BaseBackend) -> dict[str, str]:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+
 import click
 
 from workbench import __version__
-from workbench.errors import WorkbenchError
+from workbench.errors import ENVIRONMENT_EXIT_CODE, WorkbenchError
+
+# Failures of the machine rather than of the command: reported in a line, exit 1.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 class WorkbenchGroup(click.Group):
-    """Ends any command that raises a `WorkbenchError` with its message and exit code, once for all."""
+    """Ends any command that raises a `WorkbenchError` with its message and exit code, once for all.
+
+    A full, read-only or unwritable disk met outside the places that report it themselves ends the
+    same way (exit 1, naming the file), instead of with a traceback.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
@@ -17,6 +26,12 @@ class WorkbenchGroup(click.Group):
         except WorkbenchError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = exc.filename or "a file or the disk"
+            click.echo(f"error: cannot use {where}: {exc.strerror}", err=True)
+            ctx.exit(ENVIRONMENT_EXIT_CODE)
 
 
 @click.group(cls=WorkbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

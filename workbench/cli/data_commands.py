@@ -58,12 +58,9 @@ def generate_command(students: int, years: str, seed: int, out: Path, quiet: boo
 @click.option("--warehouse", "location", default=None, help="Ibis URL or DuckDB path (default: configured).")
 def info_command(location: str | None) -> None:
     """Show what warehouse is configured and how big its tables are (counts only)."""
-    from workbench.warehouse import REQUIRED_TABLES, WarehouseError, connect, warehouse_info
+    from workbench.warehouse import REQUIRED_TABLES, connect, warehouse_info
 
-    try:
-        con = connect(location)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from exc
+    con = connect(location)
     for key, value in warehouse_info(con).items():
         click.echo(f"{key}: {value}")
     for table in REQUIRED_TABLES:

@@ -1,7 +1,8 @@
 """`workbench protect`, `workbench audit`, `workbench protect-extract`: the disclosure contracts.
 
 Input CSVs are read as text (leading zeros in IDs and codes survive); bad input ends with a
-one-line message on stderr and exit code 2, never a traceback.
+one-line message on stderr and exit code 2, never a traceback (the errors are `InputError`s,
+mapped to exit codes in `workbench.cli`).
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 
 from workbench.cli import main
+from workbench.errors import EnvironmentProblem, InputError
 
-
-class InputProblem(click.ClickException):
-    """Bad input or options: one line on stderr, exit 2."""
-
-    exit_code = 2
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _read_csv(path: Path) -> "pd.DataFrame":
@@ -25,10 +26,15 @@ def _read_csv(path: Path) -> "pd.DataFrame":
 
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError as exc:
-        raise InputProblem(f"no such file: {path}") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputProblem(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from exc
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read {path} as CSV: it is not UTF-8 text") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # pandas names the line and the field count; the first line of its message quotes no cells.
+        raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _split(value: str | None) -> list[str]:
@@ -38,20 +44,17 @@ def _split(value: str | None) -> list[str]:
 def _write(frame, out: Path | None) -> None:
     if out is None:
         frame.to_csv(sys.stdout, index=False)
-    else:
+        return
+    try:
         frame.to_csv(out, index=False)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
 
 
 def _rule_for(policy: str):
-    try:
-        from workbench.policy import load_policy
-    except ImportError as exc:  # the policy package ships separately from this core
-        raise InputProblem(f"policy packs are not available: {exc}") from exc
-    try:
-        return load_policy(policy).small_group_rule()
-    except (ValueError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputProblem(f"unknown or invalid policy {policy!r}: {message}") from exc
+    from workbench.policy import load_policy
+
+    return load_policy(policy).small_group_rule()
 
 
 @main.command("protect")
@@ -82,17 +85,14 @@ def protect_command(
     for every suppressed cell, whatever the reason. With --analyst, status, reason and the
     attacker's interval follow; the release check refuses a file with those columns.
     """
-    from workbench.disclosure import AuditError, TableInputError, protect_tables
+    from workbench.disclosure import protect_tables
 
     dim_list = _split(dims)
     if not dim_list:
-        raise InputProblem("--dims names no column")
+        raise InputError("--dims names no column")
     frame = _read_csv(input_csv)
     rule = _rule_for(policy)
-    try:
-        result = protect_tables(frame, dim_list, count_col, rule, intervals=intervals)
-    except (TableInputError, AuditError) as exc:
-        raise InputProblem(str(exc)) from exc
+    result = protect_tables(frame, dim_list, count_col, rule, intervals=intervals)
     cells = result.cells
     if not analyst:
         cells = cells[[c for c in cells.columns if c in (*dim_list, "table", "value")]]
@@ -124,16 +124,13 @@ def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     """Run the attacker on a published table: each suppressed cell's interval; exit 1 on an exact disclosure."""
     import pandas as pd
 
-    from workbench.disclosure import AuditError, TableInputError, audit_published_table
+    from workbench.disclosure import audit_published_table
 
     dim_list = _split(dims)
     if not dim_list:
-        raise InputProblem("--dims names no column")
+        raise InputError("--dims names no column")
     frame = _read_csv(published_csv)
-    try:
-        checked = audit_published_table(frame, dim_list, value_col)
-    except (TableInputError, AuditError) as exc:
-        raise InputProblem(str(exc)) from exc
+    checked = audit_published_table(frame, dim_list, value_col)
     intervals = checked.intervals
     for row in intervals.itertuples(index=False):
         record = row._asdict()
@@ -180,28 +177,25 @@ def protect_extract_command(
     out: Path | None,
 ) -> None:
     """De-identify a student-level extract: keyed pseudonyms, dropped fields, k-anonymity with blanks as values."""
-    from workbench.disclosure import ExtractError, protect_extract
+    from workbench.disclosure import protect_extract
 
     frame = _read_csv(input_csv)
     key = None
     if linkage_key_file is not None:
         key = linkage_key_file.read_bytes().strip()
         if not key:
-            raise InputProblem(f"linkage key file {linkage_key_file} is empty")
-    try:
-        extract, report = protect_extract(
-            frame,
-            id_col=id_col,
-            year_col=year_col,
-            quasi=_split(quasi),
-            k=k,
-            drop=_split(drop),
-            suppression_order=_split(suppress_order) if suppress_order else None,
-            key=None if seed is None else f"seed:{seed}".encode(),
-            linkage_key=key,
-        )
-    except ExtractError as exc:
-        raise InputProblem(str(exc)) from exc
+            raise InputError(f"linkage key file {linkage_key_file} is empty")
+    extract, report = protect_extract(
+        frame,
+        id_col=id_col,
+        year_col=year_col,
+        quasi=_split(quasi),
+        k=k,
+        drop=_split(drop),
+        suppression_order=_split(suppress_order) if suppress_order else None,
+        key=None if seed is None else f"seed:{seed}".encode(),
+        linkage_key=key,
+    )
     _write(extract, out)
     for line in report.lines():
         click.echo(line, err=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from workbench.cli import main
+from workbench.cli.options import as_of_option
 
 
 def _store(releases: Path | None):
@@ -21,13 +22,14 @@ def _store(releases: Path | None):
 def _job(request_file, policy, as_of, releases, warehouse, use_register):
     from workbench.batch import FillJob
 
-    return FillJob(str(request_file), policy, as_of, str(releases) if releases else None, warehouse, use_register)
+    return FillJob(str(request_file), policy, as_of.isoformat() if as_of else None,
+                   str(releases) if releases else None, warehouse, use_register)
 
 
 @main.command("fill")
 @click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--policy", default=None, help="Policy pack name or file (default: WORKBENCH_POLICY, workbench.toml, nces).")
-@click.option("--as-of", "as_of", default=None, help="Date agreements and consents are judged on (default today).")
+@as_of_option
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Release store (default: WORKBENCH_RELEASES or releases/).")
 @click.option("--warehouse", default=None, help="Ibis URL or DuckDB path (default: configured).")
@@ -39,7 +41,7 @@ def fill_command(request_file, policy, as_of, releases, warehouse, no_register):
     outcome = fill_one(_job(request_file, policy, as_of, releases, warehouse, not no_register))
     if not outcome["ok"]:
         click.echo(f"error: {outcome['error']}", err=True)
-        sys.exit(2 if outcome["kind"] == "input" else 1)
+        sys.exit(outcome["exit_code"])
     click.echo(outcome["summary"])
 
 
@@ -66,7 +68,7 @@ def _summary_table(results: list[dict], seconds: float) -> None:
 @click.option("--requests-out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --every-school: where the per-school request files go (default: data/generated/requests/ID).")
 @click.option("--policy", default=None, help="Policy pack for every request.")
-@click.option("--as-of", "as_of", default=None, help="Date agreements are judged on (default today).")
+@as_of_option
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--warehouse", default=None)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Parallel worker processes.")
@@ -77,33 +79,24 @@ def batch_command(folder, every_school, schools, requests_out, policy, as_of, re
     A failing request does not stop the others; failures are listed at the end and the exit
     status is 1 when any failed.
     """
-    from datetime import date
-
     from tqdm import tqdm
 
-    from workbench.batch import BatchError, request_files, requests_for_every_school, run_batch
+    from workbench.batch import request_files, requests_for_every_school, run_batch
 
     if (folder is None) == (every_school is None):
         raise click.UsageError("give a FOLDER of request files or --every-school REQUEST.yml (one of them)")
-    try:
-        if every_school:
-            from workbench.config import DATA_DIR
-            from workbench.request import RequestError, load_request
-            from workbench.warehouse import connect
+    if every_school:
+        from workbench.config import DATA_DIR
+        from workbench.request import load_request
+        from workbench.warehouse import connect
 
-            try:
-                template_id = load_request(every_school).id
-            except RequestError as exc:
-                raise click.ClickException(str(exc)) from exc
-            out = requests_out or DATA_DIR / "generated" / "requests" / template_id
-            files = requests_for_every_school(every_school, connect(warehouse), out,
-                                              date.fromisoformat(as_of) if as_of else None,
-                                              schools.split(",") if schools else None)
-            click.echo(f"{len(files)} school requests written to {out}", err=True)
-        else:
-            files = request_files(folder)
-    except BatchError as exc:
-        raise click.ClickException(str(exc)) from exc
+        template_id = load_request(every_school).id
+        out = requests_out or DATA_DIR / "generated" / "requests" / template_id
+        files = requests_for_every_school(every_school, connect(warehouse), out, as_of,
+                                          schools.split(",") if schools else None)
+        click.echo(f"{len(files)} school requests written to {out}", err=True)
+    else:
+        files = request_files(folder)
     jobs = [_job(f, policy, as_of, releases, warehouse, not no_register) for f in files]
     started = time.perf_counter()
     with tqdm(total=len(jobs), desc="filling", unit="request", file=sys.stderr) as bar:
@@ -124,32 +117,38 @@ def release_group() -> None:
 @click.option("--policy", default=None, help="Policy pack (default: from its manifest).")
 @click.option("--warehouse", default=None, help="Warehouse to read student names and dates of birth from.")
 def release_check_command(folder, level, policy, warehouse):
-    """Scan every artifact for student identifiers and unsuppressed small counts; exit 1 if any."""
-    import json
-
-    from workbench.policy import PolicyError, load_policy
+    """Verify every file against the manifest's checksums, then scan every artifact for student
+    identifiers and unsuppressed small counts; exit 1 if anything is found."""
+    from workbench.policy import load_policy
     from workbench.release.check import Identifiers, check_release
+    from workbench.release.store import MANIFEST, read_manifest, verify_folder
     from workbench.warehouse import WarehouseError, connect
 
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(folder) if (folder / MANIFEST).exists() else None
+    if manifest is None:
+        click.echo(f"warning: no {MANIFEST} in {folder}: its files cannot be checked against checksums", err=True)
+    altered = verify_folder(folder, manifest) if manifest is not None else []
+    manifest = manifest or {}
     level = level or (manifest.get("decision") or {}).get("level") or "aggregate"
     policy_name = policy or (manifest.get("policy") or {}).get("name")
     if not policy_name:
         raise click.UsageError("no manifest in the folder: give --policy")
-    try:
-        pack = load_policy(policy_name)
-    except PolicyError as exc:
-        raise click.UsageError(str(exc)) from exc
+    pack = load_policy(policy_name)
     try:
         identifiers = Identifiers.from_warehouse(connect(warehouse))
     except WarehouseError as exc:
         click.echo(f"warning: {exc}; names and dates of birth are not checked", err=True)
         identifiers = None
+    if altered:
+        click.echo(f"checksums: {len(altered)} difference(s) from the manifest; release refused")
+        for line in altered:
+            click.echo(f"  - {line}")
+    elif manifest:
+        click.echo(f"checksums: all {len(manifest['files'])} files match the manifest")
     report = check_release(folder, level, pack.small_group_rule(), identifiers,
                            aggregate_only_fields=pack.pack.fields.aggregate_only.fields)
     click.echo(report.summary())
-    sys.exit(0 if report.passed else 1)
+    sys.exit(0 if report.passed and not altered else 1)
 
 
 @release_group.command("list")
@@ -157,7 +156,7 @@ def release_check_command(folder, level, policy, warehouse):
 def release_list_command(releases):
     """Releases in the store, with their request and decision."""
     store = _store(releases)
-    for release_id in store.releases():
+    for release_id in store.releases():  # folders that are not releases are skipped with a warning
         manifest = store.manifest(release_id)
         decision = manifest.get("decision", {})
         click.echo(f"{release_id:<28} {decision.get('outcome', '?'):<9} {str(decision.get('level')):<13} "

@@ -2,51 +2,31 @@
 
 Exit codes: 0 for any decision (approve, partial, refuse and redirect are all answers), 2 for a
 request file, policy pack or register operation that is not valid (the message goes to stderr,
-without a traceback), 1 when the warehouse or register cannot be reached.
+without a traceback), 1 when the warehouse or register cannot be reached. The errors are mapped
+to exit codes in `workbench.cli`, once for every command.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import click
 
 from workbench.cli import main
+from workbench.cli.options import parse_date_option
 
-INVALID = 2
-
-
-def _fail(message: str) -> None:
-    click.echo(message, err=True)
-    sys.exit(INVALID)
-
-
-def _parse_as_of(_ctx, _param, value: str | None) -> date:
-    if value is None:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date written YYYY-MM-DD") from None
+def _parse_as_of(ctx, param, value: str | None) -> date:
+    return parse_date_option(ctx, param, value) or date.today()
 
 
 def _load(request_file: Path, policy_name: str | None):
-    from workbench.policy import PolicyError, load_policy
-    from workbench.request import RequestError, load_request
+    from workbench.policy import load_policy
+    from workbench.request import load_request
 
-    try:
-        request = load_request(request_file)
-    except RequestError as exc:
-        _fail(str(exc))
-    policy = None
-    if policy_name:
-        try:
-            policy = load_policy(policy_name)
-        except PolicyError as exc:
-            _fail(str(exc))
+    request = load_request(request_file)
+    policy = load_policy(policy_name) if policy_name else None
     return request, policy
 
 
@@ -165,14 +145,9 @@ def check_command(request_file: Path, policy_name: str | None, as_of: date, as_j
 
 
 def _open_register(location: str | None):
-    from sqlalchemy.exc import SQLAlchemyError
-
     from workbench.register import RequestRegister
 
-    try:
-        return RequestRegister(location)
-    except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot open the request register: {type(exc).__name__}") from None
+    return RequestRegister(location)
 
 
 _register_option = click.option("--register", "register_url", default=None,
@@ -191,8 +166,6 @@ _by_option = click.option("--by", default=None, help="Analyst making the change 
 def register_command(request_file: Path, policy_name: str | None, as_of: date, warehouse: str | None,
                      by: str | None, note: str | None, register_url: str | None) -> None:
     """Record REQUEST_FILE as received (and its decision, with --policy)."""
-    from workbench.register import RegisterError
-
     request, policy = _load(request_file, policy_name)
     decision = _decide(request, policy, warehouse, as_of) if policy is not None else None
     register = _open_register(register_url)
@@ -200,8 +173,6 @@ def register_command(request_file: Path, policy_name: str | None, as_of: date, w
         event = register.register(request, by=by, note=note)
         if decision is not None:
             register.record_decision(decision, by=by)
-    except RegisterError as exc:
-        _fail(str(exc))
     finally:
         register.close()
     click.echo(f"Registered {request.id}: received, by {event.by}")
@@ -238,13 +209,9 @@ def list_command(status: str | None, as_json: bool, register_url: str | None) ->
 @_register_option
 def show_command(request_id: str, as_json: bool, register_url: str | None) -> None:
     """A registered request: what was asked, its decisions and its history."""
-    from workbench.register import RegisterError
-
     register = _open_register(register_url)
     try:
         record = register.show(request_id)
-    except RegisterError as exc:
-        _fail(str(exc))
     finally:
         register.close()
     if as_json:
@@ -273,13 +240,9 @@ def show_command(request_id: str, as_json: bool, register_url: str | None) -> No
 @_register_option
 def status_command(request_id: str, new_status: str, by: str | None, note: str | None, register_url: str | None) -> None:
     """Move REQUEST_ID to NEW_STATUS, if the workflow allows it."""
-    from workbench.register import RegisterError
-
     register = _open_register(register_url)
     try:
         event = register.set_status(request_id, new_status, by=by, note=note)
-    except RegisterError as exc:
-        _fail(str(exc))
     finally:
         register.close()
     click.echo(f"{request_id}: {event.status} (by {event.by})")

@@ -2,7 +2,7 @@
 -> a checked cohort, its counts, and the cohort spec a request file takes.
 
 IDs are normalized by `workbench.cohort` (any separators, lost leading zeros, a spreadsheet's
-``.0``); files are read by `workbench.request.read_id_file` (finds the ID column, reads text);
+``.0``); files are read by `workbench.id_files.read_id_file` (finds the ID column by its contents);
 consents are judged by `workbench.policy.evidence.consent_status` under the policy's consent rule,
 the same check the decision makes. The warehouse is asked a fixed number of queries whatever the
 number of IDs (no per-ID queries).
@@ -23,7 +23,7 @@ from typing import Any
 
 from workbench.cohort import Cohort, cohort_from_ids, cohort_from_program, cohort_from_school, normalize_student_id, split_id_text
 from workbench.policy import evidence
-from workbench.request import ID_FILE_SUFFIXES, read_id_file
+from workbench.id_files import ID_FILE_SUFFIXES, IdFileError, read_id_file
 
 PROBLEM_LABELS = {
     "unknown": "not found in the warehouse",
@@ -100,12 +100,14 @@ def choice_from_text(text: str, id_kind: str = "auto") -> CohortChoice:
 def ids_from_upload(name: str, content: bytes | memoryview) -> tuple[list[str], str]:
     """IDs from an uploaded CSV, XLSX or TXT file, read as text (leading zeros kept)."""
     suffix = Path(name).suffix.lower()
+    label = Path(name).name
     if suffix not in ID_FILE_SUFFIXES:
-        raise ValueError(f"IDs are read from {', '.join(ID_FILE_SUFFIXES)} files, not {suffix or 'a file without extension'}")
+        raise IdFileError(f"{label}: IDs are read from {', '.join(ID_FILE_SUFFIXES)} files, "
+                          f"not {suffix or 'a file without extension'}")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / f"upload{suffix}"
         path.write_bytes(bytes(content))
-        return read_id_file(path)
+        return read_id_file(path, label)
 
 
 def choice_from_upload(name: str, content: bytes | memoryview) -> CohortChoice:

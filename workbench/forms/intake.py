@@ -23,7 +23,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
+from workbench import safe_yaml
 
 from workbench.request import DataRequest, RequestError, load_request, parse_request
 from workbench.errors import InputError
@@ -315,7 +315,7 @@ def _dump(data: dict[str, Any]) -> str:
         data["requester"] = _ordered(data["requester"], _REQUESTER_ORDER)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = f"# Written by the workbench intake form on {stamp}. Format: docs/requests.md\n"
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return header + safe_yaml.dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _write_new(path: Path, text: str) -> None:

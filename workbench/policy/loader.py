@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,13 +22,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from workbench import config
+from workbench import config, safe_yaml
 from workbench.business_days import BusinessCalendar, CalendarError
 from workbench.policy.model import PolicyPack, RoleRule
 from workbench.policy.validation import describe_validation_error
 from workbench.errors import InputError
+from workbench.limits import yaml_bytes
 
 _MAX_EXTENDS_DEPTH = 8
+# `extends` names a pack in the same folder or the policy folder, never a path elsewhere.
+_PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
 
 
 class PolicyError(InputError):
@@ -105,15 +109,16 @@ def _looks_like_path(name_or_path: str | os.PathLike) -> bool:
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"policy {label}: cannot read {path}: {exc.strerror or exc}") from exc
+        text = safe_yaml.read_text(path, yaml_bytes(), f"policy {label}:")
+    except safe_yaml.FileReadError as exc:
+        raise PolicyError(str(exc).replace(f"policy {label}: {path}", f"policy {label}: {path.name}", 1)) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PolicyError(f"policy {label}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        raise PolicyError(f"policy {label}: {path.name}: not valid YAML{where}: "
+                          f"{getattr(exc, 'problem', None) or type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy {label}: the file must be a mapping of keys to rules")
     return data
@@ -148,8 +153,8 @@ def _resolve(path: Path, label: str, seen: tuple[Path, ...]) -> tuple[dict[str, 
     parent_name = data.get("extends")
     if parent_name is None:
         return data, (str(data.get("name", path.stem)),)
-    if not isinstance(parent_name, str):
-        raise PolicyError(f"policy {label}: extends: must be the name of another pack")
+    if not isinstance(parent_name, str) or not _PACK_NAME.fullmatch(parent_name):
+        raise PolicyError(f"policy {label}: extends: must be the name of another pack (letters, digits, '-', '_')")
     parent_path = path.parent / f"{parent_name}.yaml"
     if not parent_path.is_file():
         parent_path = config.POLICY_DIR / f"{parent_name}.yaml"

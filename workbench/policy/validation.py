@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from workbench.limits import excerpt
+
 
 def _location(loc: tuple) -> str:
     parts: list[str] = []
@@ -30,9 +32,9 @@ def _message(error: dict) -> str:
         return "is not a known key (check the spelling)"
     if kind in ("literal_error", "enum"):
         got = error.get("input")
-        return f"must be {ctx.get('expected', 'one of the allowed values')} (got {got!r})"
+        return f"must be {ctx.get('expected', 'one of the allowed values')} (got {excerpt(got)})"
     if kind in ("date_from_datetime_parsing", "date_parsing", "date_type"):
-        return f"must be a date written YYYY-MM-DD (got {error.get('input')!r})"
+        return f"must be a date written YYYY-MM-DD (got {excerpt(error.get('input'))})"
     if kind == "value_error":
         # Our own validators raise ValueError("..."); pydantic prefixes "Value error, ".
         return str(ctx.get("error", error.get("msg", "")))

@@ -84,7 +84,7 @@ class Identifiers:
 class Finding:
     artifact: str
     location: str
-    kind: str  # student_id, name, date_of_birth, aggregate_only_field, small_count
+    kind: str  # student_id, name, date_of_birth, aggregate_only_field, small_count, link
     detail: str
 
     def __str__(self) -> str:
@@ -335,8 +335,11 @@ def check_release(
     allowed = ALLOWED_IDENTIFIERS[level]
     report = CheckReport(level)
     aggregate_only = {f.lower() for f in aggregate_only_fields}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()):
         name = path.relative_to(folder).as_posix()
+        if path.is_symlink():  # a release never holds links; one could point at any file on the machine
+            report.findings.append(Finding(name, "file", "link", "a link, not a file; not read"))
+            continue
         report.artifacts.append(name)
         student_level = student_level_artifacts(name)
         for part in _artifact_parts(path, name):

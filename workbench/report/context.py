@@ -23,7 +23,7 @@ from workbench.decision import Decision
 from workbench.disclosure.rules import SmallGroupRule
 from workbench.errors import InputError
 from workbench.plan import PlanError, ReleasePlan, make_plan, policy_for
-from workbench.policy import Policy, load_policy
+from workbench.policy import Policy
 from workbench.request import DataRequest, load_request
 from workbench.settings import resolve, sources
 from workbench.warehouse import connect
