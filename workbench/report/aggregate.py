@@ -463,4 +463,5 @@ def year_over_year(tables: list[ReportTable]) -> pd.DataFrame:
         else:
             row["Change (points)"] = ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    # Indexed by the measure, so the table shows names, not row numbers.
+    return pd.DataFrame(rows).set_index("Measure")
