@@ -114,14 +114,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--brute-force-releases", type=int, default=500,
                         help="ledger size for the brute-force peer (it reads everything back)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="folder to keep the built ledger in, and to reuse it from on the next run")
     args = parser.parse_args()
     rng = random.Random(20261201)
     results: dict = {"releases": args.releases, "students": args.students, "sketch": SKETCH_SIZE, "t": T}
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "ledger.sqlite"
-        ledger = Ledger(f"sqlite:///{path}", key_file=Path(scratch) / "keys.json")
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"ledger-{args.releases}x{args.students}.sqlite"
+        reuse = path.is_file() and (folder / "kept.json").is_file()
+        ledger = Ledger(f"sqlite:///{path}", key_file=folder / "keys.json")
         started = time.perf_counter()
-        kept = build(ledger, path, args.releases, args.students, rng)
+        if reuse:
+            kept = [{s: dict(v) for s, v in labels.items()} for labels in json.loads((folder / "kept.json").read_text())]
+            rng = random.Random(20261201 + 1)
+        else:
+            kept = build(ledger, path, args.releases, args.students, rng)
+            (folder / "kept.json").write_text(json.dumps(kept))
         results["build_seconds"] = round(time.perf_counter() - started, 1)
         results["database_mb"] = round(path.stat().st_size / 2**20, 1)
         recipient = {"requester": "Reporter", "organization": None, "partner_id": None, "role": "media", "public": True}

@@ -344,20 +344,27 @@ class Ledger:
             .where(sketch_table.c.member.in_(wanted), populations_table.c.school_year == year,
                    populations_table.c.key_id == key_id, shared)
         )
+        # Which new groups have each hash in their sketch: every row returned then counts, at
+        # once, towards the overlap of that earlier group with each of those new groups.
+        in_sketch_of: dict[str, list[str]] = defaultdict(list)
+        for labels, sketch in sketches.items():
+            for member in sketch:
+                in_sketch_of[member].append(labels)
         earlier_groups: dict[int, tuple[str, int, int, str]] = {}
-        sketch_hits: dict[int, set[str]] = defaultdict(set)
+        overlap: dict[tuple[str, int], int] = defaultdict(int)
         for member, group_id, labels, size, population_id, request_id in connection.execute(query):
             earlier_groups[group_id] = (labels, size, population_id, request_id)
-            sketch_hits[group_id].add(member)
+            for new_labels in in_sketch_of[member]:
+                overlap[(new_labels, group_id)] += 1
         candidates = []
-        for labels, members in hashed.items():
-            for group_id, hits in sketch_hits.items():
-                earlier_labels, size, population_id, request_id = earlier_groups[group_id]
-                if abs(size - len(members)) >= t:
-                    continue
-                needed = min(SKETCH_SIZE, len(members), size) - (t - 1)
-                if len(hits & sketches[labels]) >= max(needed, 1):
-                    candidates.append((labels, members, earlier_labels, population_id, request_id))
+        for (labels, group_id), shared_hashes in overlap.items():
+            members = hashed[labels]
+            earlier_labels, size, population_id, request_id = earlier_groups[group_id]
+            if abs(size - len(members)) >= t:
+                continue
+            needed = min(SKETCH_SIZE, len(members), size) - (t - 1)
+            if shared_hashes >= max(needed, 1):
+                candidates.append((labels, members, earlier_labels, population_id, request_id))
         conflicts = []
         populations: dict[int, list[tuple[str, str]]] = {}
         wanted_populations = sorted({c[3] for c in candidates})
