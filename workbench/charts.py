@@ -131,6 +131,9 @@ class Chart:
     def __str__(self) -> str:
         return str(self.path)
 
+    def __repr__(self) -> str:  # what a plain-text reader gets: the description, no memory address
+        return self.description
+
     def _repr_png_(self) -> bytes:
         return self.path.read_bytes()
 
