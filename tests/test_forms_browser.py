@@ -45,6 +45,8 @@ def lab(tmp_path_factory, small_district_path):
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    # The district's pack is configured once, for the project: the form reads it from here.
+    (root / "workbench.toml").write_text('policy = "bps"\n')
     port, token = _free_port(), secrets.token_hex(16)
     register_url = f"sqlite:///{base / 'register.sqlite'}"
     env = dict(os.environ,
@@ -148,11 +150,12 @@ def test_intake_form_and_cohort_picker_in_jupyterlab(page, lab, small_con, tmp_p
     assert "aggregate" in page.locator(".wb-decision-panel .wb-level").inner_text()
     screenshot(page, "forms_intake_decision")
 
-    # Upload a CSV of IDs as a spreadsheet exports them: leading zeros lost, one ID twice, one typo.
+    # Upload a CSV of IDs as a spreadsheet exports them: leading zeros lost, one ID twice, one unknown.
+    # (A file whose ID column also holds other text is refused whole: tests/test_id_files.py.)
     enrolled = (small_con.table("student_years").filter(lambda t: t.school_year == YEAR)
                 .select("student_id").order_by("student_id").limit(15).to_pandas()["student_id"].tolist())
     assert any(sid.startswith("0") for sid in enrolled)
-    rows = [sid.lstrip("0") for sid in enrolled] + [enrolled[0], "9999999", "12-34"]
+    rows = [sid.lstrip("0") for sid in enrolled] + [enrolled[0], "9999999"]
     roster = tmp_path / "roster.csv"
     roster.write_text("student_id,program\n" + "\n".join(f"{sid},tutoring" for sid in rows) + "\n")
 
@@ -166,10 +169,10 @@ def test_intake_form_and_cohort_picker_in_jupyterlab(page, lab, small_con, tmp_p
     assert _count(page, "matched") == "15"
     assert _count(page, "duplicated") == "1"
     assert _count(page, "unknown") == "1"
-    assert _count(page, "malformed") == "1"
+    assert _count(page, "malformed") == "0"
     assert page.locator(".wb-cohort-summary [data-count='consent']").count() == 1  # partner P-01 given
     summary_text = page.locator(".wb-cohort-summary").inner_text()
-    assert "9999999" in summary_text and "12-34" in summary_text
+    assert "9999999" in summary_text
     # The decision follows the cohort: 15 students in aggregate, 1 ID not matched.
     page.wait_for_selector(".wb-decision-panel .wb-students-by-level:has-text('15 aggregate')", timeout=60_000)
     assert page.locator(".wb-decision-panel .wb-ids-not-matched").inner_text() == "1"
@@ -183,7 +186,7 @@ def test_intake_form_and_cohort_picker_in_jupyterlab(page, lab, small_con, tmp_p
     page.locator(".wb-save").click()
     page.wait_for_selector(".wb-save-status .wb-save-ok", timeout=60_000)
     saved = load_request(folder / "REQ-BROWSER-1.yml")
-    assert list(saved.cohort.student_ids) == enrolled + ["9999999"]  # zeros restored, duplicate and typo left out
+    assert list(saved.cohort.student_ids) == enrolled + ["9999999"]  # zeros restored, duplicate left out
     with RequestRegister(lab["register"]) as register:
         assert register.status("REQ-BROWSER-1") == "received"
     page.locator(".wb-save").click()
