@@ -10,6 +10,7 @@ requests are computed on both and compared exactly, dtypes included.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import subprocess
 import sys
@@ -280,3 +281,21 @@ def test_an_unreachable_server_is_an_environment_error_before_any_work(postgres_
 def test_an_unknown_url_scheme_is_an_input_error(tmp_path):
     result = _generate("--out", "mysql://somewhere/district")
     assert result.returncode == 2 and "--out" in result.stderr
+
+
+# -- without a server -----------------------------------------------------------------------------------
+
+def test_without_server_binaries_the_tests_fail_with_what_to_install(tmp_path):
+    """A machine without PostgreSQL must not pass the suite by skipping the cross-engine tests."""
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "conftest.py").write_text(
+        "import tests.postgres_server as server\n"
+        "server.SERVER_GLOB = '/nonexistent/postgresql/*/bin'\n"
+        "pytest_plugins = ['tests.postgres_fixtures']\n")
+    (tmp_path / "test_needs_postgres.py").write_text("def test_it(postgres_server):\n    assert postgres_server\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tmp_path)],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 1, result.stdout
+    assert "1 error" in result.stdout and "skipped" not in result.stdout
+    assert "apt-get install postgresql" in result.stdout
