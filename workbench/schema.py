@@ -109,8 +109,14 @@ def is_postgres_url(target: object) -> bool:
     return str(target).startswith(POSTGRES_SCHEMES)
 
 
-def _conninfo(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+def _conninfo(url: str) -> tuple[str, str | None]:
+    """The libpq URL and the schema of a warehouse URL. Like Ibis, a second path part names the
+    schema: ``postgresql://user@host/district/workbench`` is schema ``workbench`` of ``district``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    database, _, schema = parts.path.lstrip("/").partition("/")
+    return urlunsplit(parts._replace(path="/" + database)), schema or None
 
 
 def require_postgres(url: str) -> None:
@@ -122,7 +128,7 @@ def require_postgres(url: str) -> None:
     except ImportError:
         raise WarehouseError("PostgreSQL needs the psycopg driver: pip install -e '.[postgres]'") from None
     try:
-        psycopg.connect(_conninfo(url), connect_timeout=10).close()
+        psycopg.connect(_conninfo(url)[0], connect_timeout=10).close()
     except psycopg.Error as exc:
         raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {str(exc).strip()}") from None
 
@@ -200,6 +206,7 @@ def write_postgres_warehouse(url: str, frames: dict[str, pd.DataFrame]) -> str:
     Values are cast to the schema's types by DuckDB first (the same casts as the DuckDB
     warehouse, so both hold the same values) and streamed as CSV. Every table is dropped,
     created and filled in one transaction: readers see the old warehouse until it commits.
+    A URL naming a schema (``.../district/workbench``) loads into that schema, created if needed.
     """
     require_postgres(url)
     import psycopg
@@ -208,10 +215,13 @@ def write_postgres_warehouse(url: str, frames: dict[str, pd.DataFrame]) -> str:
     from workbench.warehouse import WarehouseError
 
     _checked(frames)
-    conninfo = _conninfo(url)
+    conninfo, schema = _conninfo(url)
     caster = duckdb.connect()
     try:
         with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
+            if schema:
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                cursor.execute("SELECT set_config('search_path', %s, true)", (schema,))
             for table, columns in SCHEMA.items():
                 cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
                 cursor.execute(f'CREATE TABLE "{table}" ({_column_sql(columns)})')
