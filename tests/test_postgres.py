@@ -328,3 +328,14 @@ def test_a_view_layer_over_a_districts_own_tables_gives_the_same_answers(duck, p
     finally:
         release_facts(con)
         con.disconnect()
+
+
+def test_student_rows_of_a_release_are_the_same(duck, postgres_con, cohort_ids):
+    from workbench.report.student_level import FIELD_COLUMNS, student_rows
+
+    fields = sorted(FIELD_COLUMNS)
+    ours = student_rows(duck, cohort_ids, fields, "2025-2026")
+    theirs = student_rows(postgres_con, cohort_ids, fields, "2025-2026")
+    assert len(ours) > COHORT_SIZE // 2
+    pd.testing.assert_frame_equal(ours.sort_values("student_id", ignore_index=True),
+                                  theirs.sort_values("student_id", ignore_index=True), check_exact=True)
