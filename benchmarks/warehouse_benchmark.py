@@ -14,7 +14,8 @@
    postgresql://...` against the same command writing a DuckDB file (wall time, the part spent
    writing, peak memory of the command), then the same measure on both warehouses, checked
    identical: the first call on a fresh connection (facts computed and kept as a temporary table)
-   and the median of the calls after it.
+   and the median of the calls after it; and the peak memory of a fresh workbench process
+   computing it once on each (the workbench side: DuckDB runs inside it, PostgreSQL does not).
 
 With `--sizes ""` only the PostgreSQL part runs and the earlier DuckDB sections are kept.
 Results go to benchmarks/results/warehouse.json and benchmarks/results/warehouse.md.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -88,6 +90,30 @@ def _first_and_median(connect_warehouse, repeats: int) -> tuple[float, float, pd
     return first, median, result
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
+_MEASURE_IN_A_FRESH_PROCESS = """
+import re, sys
+from workbench.measures import compute
+from workbench.warehouse import connect
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+con = connect(sys.argv[1])
+before = peak_kb()
+compute(con, "chronic_absence", [sys.argv[2]], sys.argv[3].split(","))
+print(before, peak_kb())
+"""
+
+
+def workbench_side_memory(location: str) -> tuple[float, float]:
+    """Peak memory (MB) of a fresh workbench process before and after computing the measure. With
+    DuckDB the engine runs inside that process; with PostgreSQL only the workbench does."""
+    completed = subprocess.run([sys.executable, "-c", _MEASURE_IN_A_FRESH_PROCESS, location, YEAR, ",".join(BREAKDOWN)],
+                               capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    before_kb, after_kb = (int(v) for v in completed.stdout.split()[-2:])
+    return round(before_kb / 1024, 1), round(after_kb / 1024, 1)
+
+
 def compare_postgres(students: int, server, scratch: Path, repeats: int) -> dict:
     """Generating into PostgreSQL and DuckDB, then the same measure on both."""
     from workbench.warehouse import connect
@@ -102,6 +128,8 @@ def compare_postgres(students: int, server, scratch: Path, repeats: int) -> dict
     duck_first, duck_median, duck_result = _first_and_median(lambda: connect(duck_path), repeats)
     pg_first, pg_median, pg_result = _first_and_median(lambda: connect(url), repeats)
     pd.testing.assert_frame_equal(duck_result, pg_result, check_exact=True)
+    duck_connected_mb, duck_peak_mb = workbench_side_memory(str(duck_path))
+    pg_connected_mb, pg_peak_mb = workbench_side_memory(url)
     import psycopg
 
     with psycopg.connect(url) as connection:
@@ -124,6 +152,10 @@ def compare_postgres(students: int, server, scratch: Path, repeats: int) -> dict
         "postgres_median_s": round(pg_median, 4),
         "postgres_over_duckdb_first": round(pg_first / duck_first, 2),
         "postgres_over_duckdb_median": round(pg_median / duck_median, 2),
+        "duckdb_process_connected_mb": duck_connected_mb,
+        "duckdb_process_peak_mb": duck_peak_mb,
+        "postgres_process_connected_mb": pg_connected_mb,
+        "postgres_process_peak_mb": pg_peak_mb,
     }
     duck_path.unlink()
     return result
@@ -263,6 +295,20 @@ def write_results(generation: list[dict], comparison: list[dict], postgres: list
             f"| {p['students']:,} | {p['cells']:,} | {p['duckdb_first_s']} | {p['postgres_first_s']} | "
             f"{p['postgres_over_duckdb_first']} | {p['duckdb_median_s']} | {p['postgres_median_s']} | "
             f"{p['postgres_over_duckdb_median']} |"
+            for p in postgres
+        ]
+        lines += [
+            "",
+            "Peak memory of a fresh workbench process that connects and computes the measure once (MB,",
+            "after connecting / at the end). DuckDB runs inside that process, so its peak includes the",
+            "engine's work; with PostgreSQL the per-student facts stay in the server and only the table comes back.",
+            "",
+            "| students | DuckDB: connected | DuckDB: peak | PostgreSQL: connected | PostgreSQL: peak |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['students']:,} | {p['duckdb_process_connected_mb']} | {p['duckdb_process_peak_mb']} | "
+            f"{p['postgres_process_connected_mb']} | {p['postgres_process_peak_mb']} |"
             for p in postgres
         ]
     lines.append("")
