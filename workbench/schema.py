@@ -102,7 +102,7 @@ def empty_frames() -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(columns=list(columns)) for name, columns in SCHEMA.items()}
 
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def is_postgres_url(target: object) -> bool:
@@ -114,7 +114,7 @@ def _conninfo(url: str) -> tuple[str, str | None]:
     schema: ``postgresql://user@host/district/workbench`` is schema ``workbench`` of ``district``."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    parts = urlsplit(url)
     database, _, schema = parts.path.lstrip("/").partition("/")
     return urlunsplit(parts._replace(path="/" + database)), schema or None
 
