@@ -32,8 +32,11 @@ PARTNERS = {  # partner -> (its NDA, one of its programs) in the small generated
 RELEASES_PER_WRITER = 6
 
 
+CONTEXT = multiprocessing.get_context("spawn")
+
+
 def _spawn(target, args_for, names):
-    ctx = multiprocessing.get_context("spawn")
+    ctx = CONTEXT
     start, results = ctx.Event(), ctx.Queue()
     processes = [ctx.Process(target=target, args=(*args_for(name), start, results)) for name in names]
     for process in processes:
@@ -149,7 +152,8 @@ def test_two_processes_recording_releases_at_once_lose_nothing(postgres_database
         assert len(reg.all_events()) == 2 * RELEASES_PER_WRITER * 3
 
 
-def _racing_release(register_url, warehouse_url, key_file, request_id, partner, ids, start, results) -> None:
+def _racing_release(register_url, warehouse_url, key_file, request_id, partner, ids, planned, start,
+                    results) -> None:
     """Plan a release, then record it at the same moment as the other process."""
     from workbench.plan import make_plan
     from workbench.warehouse import connect
@@ -158,10 +162,11 @@ def _racing_release(register_url, warehouse_url, key_file, request_id, partner, 
     policy = load_policy("dmps")
     ledger = Ledger(register_url, key_file=key_file)
     plan = make_plan(_partner_request(request_id, partner, ids), policy, con, AS_OF, ledger=ledger)
+    start.wait()
+    planned.wait(timeout=120)  # both plans are made before either is recorded
     if not plan.releasable:
         results.put((request_id, f"not releasable: {plan.decision.outcome}"))
         return
-    start.wait()
     try:
         key = ledger.begin(plan, request_id.ljust(64, "0"), {YEAR: {""}}, con, policy.small_group_rule())
         ledger.commit(key)
@@ -183,9 +188,10 @@ def test_two_releases_a_few_students_apart_filled_at_once_are_never_both_recorde
     t = load_policy("dmps").small_group_rule().smallest_publishable
     assert 0 < 2 < t
     cohorts = {f"RACE-{partner}-40": ids, f"RACE-{partner}-38": ids[:38]}
+    planned = CONTEXT.Barrier(len(cohorts))
     results = _spawn(_racing_release,
                      lambda request_id: (postgres_database, postgres_district_url, key_file, request_id, partner,
-                                         cohorts[request_id]),
+                                         cohorts[request_id], planned),
                      list(cohorts))
     outcomes = dict(results.get(timeout=10) for _ in cohorts)
     assert sorted(outcomes.values()) == ["conflict", "recorded"], outcomes
