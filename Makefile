@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean notebook-outputs chromium
+.PHONY: demo test venv bench clean notebook-outputs chromium postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,22 @@ chromium:
 	  exit 1; \
 	fi
 
-test: $(STAMP) $(REFERENCE_DISTRICT) chromium
+# The cross-engine tests start throwaway PostgreSQL servers (tests/postgres_server.py) from Debian's
+# server binaries; no server needs to be running. Installed the same way as chromium.
+POSTGRES_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
+
+postgresql:
+	@if ls $(POSTGRES_BIN_GLOB) >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing postgresql (Debian package) for the cross-engine tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else \
+	  echo "The cross-engine tests need Debian's PostgreSQL server ($(POSTGRES_BIN_GLOB)). Install it with:"; \
+	  echo "    sudo apt-get install postgresql"; \
+	  exit 1; \
+	fi
+
+test: $(STAMP) $(REFERENCE_DISTRICT) chromium postgresql
 	$(BIN)/python -m pytest
 	$(NOTEBOOK_ENV) $(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 	# The analyst notebooks hold live forms and no stored outputs: they must run without error.

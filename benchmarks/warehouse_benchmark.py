@@ -9,6 +9,15 @@
    back) versus computed in pandas from the same tables loaded into memory. Both results are
    checked to be identical before any time is reported. Median of several runs, and the ratio.
 
+3. PostgreSQL (sizes in --postgres-sizes), on a throwaway server from Debian's binaries (the tests'
+   tests/postgres_server.py: default settings, fsync off): `workbench data generate --out
+   postgresql://...` against the same command writing a DuckDB file (wall time, the part spent
+   writing, peak memory of the command), then the same measure on both warehouses, checked
+   identical: the first call on a fresh connection (facts computed and kept as a temporary table)
+   and the median of the calls after it; and the peak memory of a fresh workbench process
+   computing it once on each (the workbench side: DuckDB runs inside it, PostgreSQL does not).
+
+With `--sizes ""` only the PostgreSQL part runs and the earlier DuckDB sections are kept.
 Results go to benchmarks/results/warehouse.json and benchmarks/results/warehouse.md.
 """
 
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -28,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 WORKBENCH = Path(sys.executable).parent / "workbench"
 YEAR = "2025-2026"
@@ -47,6 +58,107 @@ def measure_generation(students: int, out: Path) -> dict:
         "peak_rss_mb": round(rss_kb / 1024, 1),
         "file_mb": round(out.stat().st_size / 1e6, 1),
     }
+
+
+def _run_generate(students: int, out: str) -> dict:
+    """`workbench data generate` in a fresh process: wall time, time spent writing, peak memory."""
+    command = ["/usr/bin/time", "-v", str(WORKBENCH), "data", "generate", "--students", str(students), "--out", out]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", completed.stderr)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", completed.stderr).group(1))
+    writing_from = float(re.search(r"\[\s*([\d.]+)s\] writing the warehouse", completed.stderr).group(1))
+    done_at = float(re.search(r"^Wrote .* in ([\d.]+)s$", completed.stderr, re.MULTILINE).group(1))
+    return {
+        "seconds": round(hours * 3600 + minutes * 60 + seconds, 2),
+        "writing_s": round(done_at - writing_from, 2),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+    }
+
+
+def _first_and_median(connect_warehouse, repeats: int) -> tuple[float, float, pd.DataFrame]:
+    from workbench.measures import compute, release_facts
+
+    con = connect_warehouse()
+    started = time.perf_counter()
+    result = compute(con, "chronic_absence", [YEAR], BREAKDOWN)
+    first = time.perf_counter() - started
+    median, again = timed(lambda: compute(con, "chronic_absence", [YEAR], BREAKDOWN), repeats)
+    pd.testing.assert_frame_equal(result, again)
+    release_facts(con)
+    con.disconnect()
+    return first, median, result
+
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
+_MEASURE_IN_A_FRESH_PROCESS = """
+import re, sys
+from workbench.measures import compute
+from workbench.warehouse import connect
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+con = connect(sys.argv[1])
+before = peak_kb()
+compute(con, "chronic_absence", [sys.argv[2]], sys.argv[3].split(","))
+print(before, peak_kb())
+"""
+
+
+def workbench_side_memory(location: str) -> tuple[float, float]:
+    """Peak memory (MB) of a fresh workbench process before and after computing the measure. With
+    DuckDB the engine runs inside that process; with PostgreSQL only the workbench does."""
+    completed = subprocess.run([sys.executable, "-c", _MEASURE_IN_A_FRESH_PROCESS, location, YEAR, ",".join(BREAKDOWN)],
+                               capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    before_kb, after_kb = (int(v) for v in completed.stdout.split()[-2:])
+    return round(before_kb / 1024, 1), round(after_kb / 1024, 1)
+
+
+def compare_postgres(students: int, server, scratch: Path, repeats: int) -> dict:
+    """Generating into PostgreSQL and DuckDB, then the same measure on both."""
+    from workbench.warehouse import connect
+
+    url = server.create_database(f"district_{students}")
+    duck_path = scratch / f"peer-{students}.duckdb"
+    print("  generating into DuckDB (the peer) ...", flush=True)
+    duck_generation = _run_generate(students, str(duck_path))
+    print("  generating into PostgreSQL ...", flush=True)
+    pg_generation = _run_generate(students, url)
+    print("  the measure on both ...", flush=True)
+    duck_first, duck_median, duck_result = _first_and_median(lambda: connect(duck_path), repeats)
+    pg_first, pg_median, pg_result = _first_and_median(lambda: connect(url), repeats)
+    pd.testing.assert_frame_equal(duck_result, pg_result, check_exact=True)
+    duck_connected_mb, duck_peak_mb = workbench_side_memory(str(duck_path))
+    pg_connected_mb, pg_peak_mb = workbench_side_memory(url)
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        pg_bytes = connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    result = {
+        "students": students,
+        "duckdb_generate_s": duck_generation["seconds"],
+        "duckdb_write_s": duck_generation["writing_s"],
+        "duckdb_generate_peak_rss_mb": duck_generation["peak_rss_mb"],
+        "duckdb_file_mb": round(duck_path.stat().st_size / 1e6, 1),
+        "postgres_generate_s": pg_generation["seconds"],
+        "postgres_load_s": pg_generation["writing_s"],
+        "postgres_generate_peak_rss_mb": pg_generation["peak_rss_mb"],
+        "postgres_database_mb": round(pg_bytes / 1e6, 1),
+        "cells": len(pg_result),
+        "repeats": repeats,
+        "duckdb_first_s": round(duck_first, 3),
+        "duckdb_median_s": round(duck_median, 4),
+        "postgres_first_s": round(pg_first, 3),
+        "postgres_median_s": round(pg_median, 4),
+        "postgres_over_duckdb_first": round(pg_first / duck_first, 2),
+        "postgres_over_duckdb_median": round(pg_median / duck_median, 2),
+        "duckdb_process_connected_mb": duck_connected_mb,
+        "duckdb_process_peak_mb": duck_peak_mb,
+        "postgres_process_connected_mb": pg_connected_mb,
+        "postgres_process_peak_mb": pg_peak_mb,
+    }
+    duck_path.unlink()
+    return result
 
 
 def chronic_absence_in_pandas(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -113,12 +225,13 @@ def compare_measure(path: Path, repeats: int) -> dict:
     }
 
 
-def write_results(generation: list[dict], comparison: list[dict]) -> None:
+def write_results(generation: list[dict], comparison: list[dict], postgres: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": __import__("os").cpu_count()},
         "generation": generation,
         "measure": comparison,
+        "postgres": postgres,
     }
     (RESULTS / "warehouse.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
@@ -149,6 +262,55 @@ def write_results(generation: list[dict], comparison: list[dict]) -> None:
         f"{c['pandas_load_tables_s']} | {c['pandas_over_duckdb']} | {c['pandas_with_load_over_duckdb']} |"
         for c in comparison
     ]
+    if postgres:
+        lines += [
+            "",
+            "## PostgreSQL (the same district loaded with `workbench data generate --out postgresql://...`)",
+            "",
+            "A throwaway PostgreSQL server on this machine (Debian's package, default settings but fsync off),",
+            "started by the benchmark. DuckDB is the peer, measured in the same run at the same size.",
+            "Generating: the whole command, of which writing the warehouse (COPY into PostgreSQL, the DuckDB",
+            "file for the peer), and the command's peak memory.",
+            "",
+            "| students | DuckDB: command (s) | of which writing (s) | peak (MB) | file (MB) | PostgreSQL: command (s) | of which COPY (s) | peak (MB) | database (MB) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['students']:,} | {p['duckdb_generate_s']} | {p['duckdb_write_s']} | {p['duckdb_generate_peak_rss_mb']:,} | "
+            f"{p['duckdb_file_mb']} | {p['postgres_generate_s']} | {p['postgres_load_s']} | "
+            f"{p['postgres_generate_peak_rss_mb']:,} | {p['postgres_database_mb']} |"
+            for p in postgres
+        ]
+        lines += [
+            "",
+            f"The measure above ({first['measure']} by {' x '.join(first['breakdown'])}, one school year) on both, "
+            "results checked identical:",
+            "the first call on a fresh connection (builds the per-student facts, kept as a temporary table) and the",
+            f"median of {postgres[0]['repeats']} calls after it.",
+            "",
+            "| students | cells | DuckDB first (s) | PostgreSQL first (s) | PostgreSQL / DuckDB | DuckDB median (s) | PostgreSQL median (s) | PostgreSQL / DuckDB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['students']:,} | {p['cells']:,} | {p['duckdb_first_s']} | {p['postgres_first_s']} | "
+            f"{p['postgres_over_duckdb_first']} | {p['duckdb_median_s']} | {p['postgres_median_s']} | "
+            f"{p['postgres_over_duckdb_median']} |"
+            for p in postgres
+        ]
+        lines += [
+            "",
+            "Peak memory of a fresh workbench process that connects and computes the measure once (MB,",
+            "after connecting / at the end). DuckDB runs inside that process, so its peak includes the",
+            "engine's work; with PostgreSQL the per-student facts stay in the server and only the table comes back.",
+            "",
+            "| students | DuckDB: connected | DuckDB: peak | PostgreSQL: connected | PostgreSQL: peak |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['students']:,} | {p['duckdb_process_connected_mb']} | {p['duckdb_process_peak_mb']} | "
+            f"{p['postgres_process_connected_mb']} | {p['postgres_process_peak_mb']} |"
+            for p in postgres
+        ]
     lines.append("")
     (RESULTS / "warehouse.md").write_text("\n".join(lines))
 
@@ -156,11 +318,18 @@ def write_results(generation: list[dict], comparison: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="25000,100000,1000000")
+    # PostgreSQL at 1M students takes about five minutes here (generating twice, loading, facts).
+    parser.add_argument("--postgres-sizes", default="25000,100000")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    postgres_sizes = [int(s) for s in args.postgres_sizes.split(",") if s]
     generation = []
     comparisons = []
+    if not sizes:
+        earlier = json.loads((RESULTS / "warehouse.json").read_text())
+        generation, comparisons = earlier["generation"], earlier["measure"]
+    postgres = []
     with tempfile.TemporaryDirectory() as scratch:
         for students in sizes:
             out = Path(scratch) / f"district-{students}.duckdb"
@@ -171,8 +340,15 @@ def main() -> None:
             comparisons.append({"students": students, **compare_measure(out, args.repeats)})
             print(f"  {comparisons[-1]}", flush=True)
             out.unlink()
-    comparison = comparisons
-    write_results(generation, comparison)
+        if postgres_sizes:
+            from tests.postgres_server import throwaway_server
+
+            with throwaway_server() as server:
+                for students in postgres_sizes:
+                    print(f"PostgreSQL at {students:,} students ...", flush=True)
+                    postgres.append(compare_postgres(students, server, Path(scratch), args.repeats))
+                    print(f"  {postgres[-1]}", flush=True)
+    write_results(generation, comparisons, postgres)
     print(f"results in {RESULTS / 'warehouse.md'}")
 
 

@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge splits some pip packages; the conda name that carries the same code.
 CONDA_NAME = {"ibis-framework": "ibis-framework-core"}
-PIP_ONLY_EXTRAS = {"postgres", "bench"}  # pip only (not on conda-forge, or optional drivers)
+PIP_ONLY_EXTRAS = {"bench"}  # pip only (not on conda-forge)
 
 
 def requirement(text: str) -> tuple[str, str]:

@@ -244,6 +244,15 @@ def _member_of(labels: str, group: str) -> bool:
     return set(group.split("|")) <= have
 
 
+def _one_writer_at_a_time(connection) -> None:
+    """Let one release be checked and recorded at a time, as SQLite's ``BEGIN IMMEDIATE`` does (see
+    workbench.register). PostgreSQL runs write transactions side by side: two fills for one recipient
+    would both pass the check before either is recorded. The table lock queues writers and lets
+    readers through; it is released when the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE ledger_releases IN SHARE ROW EXCLUSIVE MODE")
+
+
 # -- the ledger ------------------------------------------------------------------------------
 
 class Ledger:
@@ -396,6 +405,7 @@ class Ledger:
         digest = self.keyring.hasher(key_id)
         recipient = self.recipient(plan.request)
         with self.engine.begin() as connection:
+            _one_writer_at_a_time(connection)
             exists = connection.execute(select(releases_table.c.state).where(releases_table.c.release_key == key)).first()
             if exists is not None:
                 return key

@@ -130,17 +130,18 @@ def student_year_facts(con, years: Sequence[str], student_ids: Sequence[str] | N
     marked = (
         marks.filter(marks.school_year.isin(years))
         .group_by(["student_id", "school_year"])
-        .aggregate(marks=_.count(), failing_marks=(_.mark == "F").cast("int64").sum())
+        # Filtered counts, not sums of booleans cast to integers: PostgreSQL has no such cast.
+        .aggregate(marks=_.count(), failing_marks=_.count(where=_.mark == "F"))
     )
     tests = con.table("assessments")
     tested = (
         tests.filter(tests.school_year.isin(years))
         .group_by(["student_id", "school_year"])
         .aggregate(
-            tested_ela=(_.subject == "ELA").cast("int64").sum(),
-            meets_ela=((_.subject == "ELA") & _.meets_benchmark).cast("int64").sum(),
-            tested_math=(_.subject == "Math").cast("int64").sum(),
-            meets_math=((_.subject == "Math") & _.meets_benchmark).cast("int64").sum(),
+            tested_ela=_.count(where=_.subject == "ELA"),
+            meets_ela=_.count(where=(_.subject == "ELA") & _.meets_benchmark),
+            tested_math=_.count(where=_.subject == "Math"),
+            meets_math=_.count(where=(_.subject == "Math") & _.meets_benchmark),
         )
     )
     student_years = con.table("student_years").select(
@@ -277,6 +278,20 @@ def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = 
             pass
         per_connection[key] = facts
     return per_connection[key]
+
+
+def release_facts(con) -> None:
+    """Drop the connection's cached fact tables from the warehouse now (they are temporary
+    tables, dropped anyway when the connection closes); call it before closing a connection
+    to a server that may go away first."""
+    try:
+        cached = _FACTS.pop(con, {})
+    except TypeError:
+        return
+    for facts in cached.values():
+        release = getattr(facts, "release", None)
+        if release is not None:
+            release()
 
 
 def _available_years(con) -> set[str]:

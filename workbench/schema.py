@@ -102,16 +102,66 @@ def empty_frames() -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(columns=list(columns)) for name, columns in SCHEMA.items()}
 
 
-def write_warehouse(path: str | os.PathLike, frames: dict[str, pd.DataFrame]) -> Path:
-    """Write every table of SCHEMA to a new DuckDB file; tables not given are created empty.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-    The file is written under a temporary name and renamed into place, so a failure never
-    leaves a half-written warehouse where a good one was expected.
-    """
+
+def is_postgres_url(target: object) -> bool:
+    return str(target).startswith(POSTGRES_SCHEMES)
+
+
+def _conninfo(url: str) -> tuple[str, str | None]:
+    """The libpq URL and the schema of a warehouse URL. Like Ibis, a second path part names the
+    schema: ``postgresql://user@host/district/workbench`` is schema ``workbench`` of ``district``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    database, _, schema = parts.path.lstrip("/").partition("/")
+    return urlunsplit(parts._replace(path="/" + database)), schema or None
+
+
+def require_postgres(url: str) -> None:
+    """The driver is installed and the server answers: checked before any work is done."""
+    from workbench.warehouse import WarehouseError
+
+    try:
+        import psycopg
+    except ImportError:
+        raise WarehouseError("PostgreSQL needs the psycopg driver: pip install -e '.[postgres]'") from None
+    try:
+        psycopg.connect(_conninfo(url)[0], connect_timeout=10).close()
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {str(exc).strip()}") from None
+
+
+def _checked(frames: dict[str, pd.DataFrame]) -> None:
     unknown = sorted(set(frames) - set(SCHEMA))
     if unknown:
         raise SchemaError(f"not warehouse tables: {', '.join(unknown)}")
-    target = Path(path)
+    for table, columns in SCHEMA.items():
+        frame = frames.get(table)
+        if frame is None or frame.empty:
+            continue
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"table {table} lacks columns: {', '.join(missing)}")
+
+
+def _column_sql(columns: dict[str, str]) -> str:
+    return ", ".join(f'"{name}" {sqltype}' for name, sqltype in columns.items())
+
+
+def write_warehouse(target: str | os.PathLike, frames: dict[str, pd.DataFrame]) -> Path | str:
+    """Write every table of SCHEMA to a new DuckDB file, or to PostgreSQL when `target` is a
+    ``postgresql://`` URL; tables not given are created empty.
+
+    A DuckDB file is written under a temporary name and renamed into place, and PostgreSQL gets
+    all its tables in one transaction, so a failure never leaves a half-written warehouse where
+    a good one was expected.
+    """
+    _checked(frames)
+    if is_postgres_url(target):
+        return write_postgres_warehouse(str(target), frames)
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -120,16 +170,11 @@ def write_warehouse(path: str | os.PathLike, frames: dict[str, pd.DataFrame]) ->
         for table, columns in SCHEMA.items():
             frame = frames.get(table)
             if frame is None or frame.empty:
-                column_sql = ", ".join(f'"{name}" {sqltype}' for name, sqltype in columns.items())
-                con.execute(f'CREATE TABLE "{table}" ({column_sql})')
+                con.execute(f'CREATE TABLE "{table}" ({_column_sql(columns)})')
                 continue
-            missing = [c for c in columns if c not in frame.columns]
-            if missing:
-                raise SchemaError(f"table {table} lacks columns: {', '.join(missing)}")
             # Arrow hands columns to DuckDB without a per-row conversion: about twice as fast.
             con.register("incoming", pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
-            selected = ", ".join(f'CAST("{name}" AS {sqltype}) AS "{name}"' for name, sqltype in columns.items())
-            con.execute(f'CREATE TABLE "{table}" AS SELECT {selected} FROM incoming')
+            con.execute(f'CREATE TABLE "{table}" AS SELECT {_casts(columns)} FROM incoming')
             con.unregister("incoming")
         con.execute("CHECKPOINT")
     except BaseException:
@@ -139,3 +184,66 @@ def write_warehouse(path: str | os.PathLike, frames: dict[str, pd.DataFrame]) ->
     con.close()
     os.replace(partial, target)
     return target
+
+
+def _casts(columns: dict[str, str]) -> str:
+    return ", ".join(f'CAST("{name}" AS {sqltype}) AS "{name}"' for name, sqltype in columns.items())
+
+
+# Rows per CSV chunk streamed into COPY: bounded memory whatever the table's size.
+_COPY_BATCH_ROWS = 200_000
+
+
+def _batches(result, rows: int):
+    # DuckDB 1.4 renamed fetch_record_batch to to_arrow_reader; both stream Arrow batches.
+    reader = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
+    return reader(rows)
+
+
+def write_postgres_warehouse(url: str, frames: dict[str, pd.DataFrame]) -> str:
+    """Load the tables into PostgreSQL with COPY, replacing the ones already there.
+
+    Values are cast to the schema's types by DuckDB first (the same casts as the DuckDB
+    warehouse, so both hold the same values) and streamed as CSV. Every table is dropped,
+    created and filled in one transaction: readers see the old warehouse until it commits.
+    A URL naming a schema (``.../district/workbench``) loads into that schema, created if needed.
+    """
+    require_postgres(url)
+    import psycopg
+    import pyarrow.csv as pacsv
+
+    from workbench.warehouse import WarehouseError
+
+    _checked(frames)
+    conninfo, schema = _conninfo(url)
+    caster = duckdb.connect()
+    try:
+        with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
+            if schema:
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                cursor.execute("SELECT set_config('search_path', %s, true)", (schema,))
+            for table, columns in SCHEMA.items():
+                cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+                cursor.execute(f'CREATE TABLE "{table}" ({_column_sql(columns)})')
+                frame = frames.get(table)
+                if frame is None or frame.empty:
+                    continue
+                caster.register("incoming", pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
+                typed = _batches(caster.execute(f"SELECT {_casts(columns)} FROM incoming"), _COPY_BATCH_ROWS)
+                names = ", ".join(f'"{name}"' for name in columns)
+                with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
+                    for batch in typed:
+                        # Arrow quotes every string and leaves nulls bare: COPY reads "" as an
+                        # empty string and a bare empty field as NULL, so both survive.
+                        chunk = pa.BufferOutputStream()
+                        pacsv.write_csv(batch, chunk, pacsv.WriteOptions(include_header=False))
+                        copy.write(chunk.getvalue().to_pybytes())
+                caster.unregister("incoming")
+            for table in SCHEMA:
+                cursor.execute(f'ANALYZE "{table}"')
+    except psycopg.Error as exc:
+        raise WarehouseError(f"cannot load the warehouse into PostgreSQL: {type(exc).__name__}: "
+                             f"{str(exc).strip()}") from None
+    finally:
+        caster.close()
+    return url

@@ -68,18 +68,33 @@ def connect(location: str | os.PathLike | None = None, *, read_only: bool = True
             )
         try:
             con = ibis.duckdb.connect(str(path), read_only=read_only)
-            tables = con.list_tables()
+            con.list_tables()
         except Exception as exc:  # duckdb raises IOException (locked), InvalidInputException (not DuckDB), ...
             raise WarehouseError(f"cannot open the warehouse at {path}: {_duckdb_reason(exc)}") from None
-        missing = sorted(set(REQUIRED_TABLES) - set(tables))
-        if missing:
-            raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
-        return con
+    if getattr(con, "name", "") == "postgres":
+        _tune_postgres(con)
     missing = sorted(set(REQUIRED_TABLES) - set(con.list_tables()))
     if missing:
         raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
     _remember_schemas(con)
     return con
+
+
+def _tune_postgres(con: BaseBackend) -> None:
+    """Session settings for the workbench's queries on PostgreSQL.
+
+    PostgreSQL estimates a join of two aggregates on several keys (the school of record joins
+    days per school to entry dates per school) at one row, and then nests loops over every
+    student year for the joins that follow: 15 seconds instead of 0.3 for 2,500 students, and
+    quadratic beyond. Every query the workbench sends is a scan, a hash join or an aggregate,
+    so nested loops are turned off for its own session only.
+
+    A cross join still needs a nested loop, and the penalty that discourages it lifts the query's
+    cost over PostgreSQL's JIT threshold: half a second of compiling for a query that runs in a
+    millisecond. JIT is turned off with it.
+    """
+    con.raw_sql("SET enable_nestloop = off").close()
+    con.raw_sql("SET jit = off").close()
 
 
 def _remember_schemas(con: BaseBackend) -> None:

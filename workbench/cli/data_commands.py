@@ -22,18 +22,29 @@ def data_group() -> None:
 @click.option("--years", default="2023-2024,2024-2025,2025-2026", show_default=True,
               help="Consecutive school years, comma-separated.")
 @click.option("--seed", default=20261122, show_default=True, type=int, help="Random seed; same seed, same district.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE_PATH,
-              show_default=True, help="DuckDB file to write (replaced atomically).")
+@click.option("--out", default=str(DEFAULT_WAREHOUSE_PATH), show_default=True,
+              help="DuckDB file to write (replaced atomically), or a postgresql:// URL to load "
+                   "(its warehouse tables are replaced in one transaction).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def generate_command(students: int, years: str, seed: int, out: Path, quiet: bool) -> None:
-    """Generate a synthetic district (no real students) into a DuckDB warehouse."""
-    from workbench.schema import write_warehouse
+def generate_command(students: int, years: str, seed: int, out: str, quiet: bool) -> None:
+    """Generate a synthetic district (no real students) into a DuckDB file or PostgreSQL."""
+    from workbench.schema import is_postgres_url, write_warehouse
     from workbench.synthetic import generate_district, parse_years
 
     try:
         school_years = parse_years(years)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--years") from exc
+    to_postgres = is_postgres_url(out)
+    if not to_postgres:
+        if "://" in out:
+            raise click.BadParameter("give a DuckDB file path or a postgresql:// URL", param_hint="--out")
+        if Path(out).is_dir():
+            raise click.BadParameter(f"{out} is a folder; give the DuckDB file to write", param_hint="--out")
+    else:
+        from workbench.schema import require_postgres
+
+        require_postgres(out)
     started = time.perf_counter()
 
     def progress(step: str) -> None:
@@ -44,12 +55,18 @@ def generate_command(students: int, years: str, seed: int, out: Path, quiet: boo
         click.echo(f"Generating {students:,} students for {', '.join(school_years)} (seed {seed})", err=True)
     tables = generate_district(students, school_years, seed, progress=progress)
     progress("writing the warehouse")
-    write_warehouse(out, tables)
+    write_warehouse(out if to_postgres else Path(out), tables)
     if not quiet:
         rows = sum(len(frame) for frame in tables.values())
+        if to_postgres:
+            from sqlalchemy.engine import make_url
+
+            where = make_url(out).render_as_string(hide_password=True)
+            size = ""
+        else:
+            where, size = out, f"{Path(out).stat().st_size / 1e6:.1f} MB, "
         click.echo(
-            f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(tables)} tables, {rows:,} rows) "
-            f"in {time.perf_counter() - started:.1f}s",
+            f"Wrote {where} ({size}{len(tables)} tables, {rows:,} rows) in {time.perf_counter() - started:.1f}s",
             err=True,
         )
 

@@ -103,7 +103,7 @@ def student_rows(con, student_ids: list[str] | None, fields: list[str], year: st
     mark_counts = (
         marks.filter((marks.school_year == year) & mine(marks))
         .group_by("student_id")
-        .aggregate(courses_marked=_.section_id.nunique(), failing_marks=(_.mark == "F").cast("int64").sum())
+        .aggregate(courses_marked=_.section_id.nunique(), failing_marks=_.count(where=_.mark == "F"))
     )
     tests = con.table("assessments")
     tests = tests.filter((tests.school_year == year) & mine(tests))
