@@ -81,6 +81,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/warehouse_benchmark.py
 	$(BIN)/python benchmarks/disclosure_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
+	$(BIN)/python benchmarks/fill_benchmark.py
+	$(BIN)/python benchmarks/ledger_benchmark.py
+	$(BIN)/python benchmarks/extract_benchmark.py
+	$(BIN)/python benchmarks/guard_benchmark.py
+	$(BIN)/python benchmarks/dashboard_benchmark.py
 
 clean:
 	rm -rf $(VENV) data/generated releases
