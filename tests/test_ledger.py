@@ -270,3 +270,14 @@ def test_a_killed_fill_leaves_the_ledger_and_the_store_in_agreement(tmp_path, de
     aggregates = {r for r in store.releases() if store.manifest(r)["decision"]["level"] == "aggregate"}
     assert held == aggregates
     assert held, "the last fill ran to the end"
+
+
+def test_published_zeros_are_not_groups(tmp_path):
+    """A table publishes empty groups as 0: they describe nobody and are not recorded."""
+    from workbench.ledger import published_groups as released_groups
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.csv").write_text("grade,race_ethnicity,students\n10,Asian,0\n10,Total,45\nTotal,Total,45\n"
+                                                "11,Asian,*\n")
+    groups = released_groups(tmp_path, {"t": {"year": "2025-2026", "dims": ["grade", "race_ethnicity"]}})
+    assert groups == {"2025-2026": {"grade=10", ""}}

@@ -165,7 +165,7 @@ def fill_one(job: FillJob, warm: bool = False) -> dict:
     finally:
         if register is not None:
             register.close()
-    suppressed = sum(t.get("primary", 0) + t.get("secondary", 0) for t in result.tables.values())
+    suppressed = sum(t.get("suppressed", t.get("primary", 0) + t.get("secondary", 0)) for t in result.tables.values())
     return {
         **base, "ok": True, "id": result.request_id, "outcome": result.outcome, "level": result.level,
         "path": str(result.release.path), "tables": len(result.tables), "suppressed": suppressed,

@@ -56,7 +56,7 @@ class FillResult:
     tables: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        suppressed = sum(t.get("primary", 0) + t.get("secondary", 0) for t in self.tables.values())
+        suppressed = sum(t.get("suppressed", t.get("primary", 0) + t.get("secondary", 0)) for t in self.tables.values())
         files = len(json.loads((self.release.path / "manifest.json").read_text())["files"])
         state = "unchanged (identical release exists)" if self.release.reused else "released"
         return (f"{self.request_id}: {self.outcome} ({self.level or 'no data'}) -> {self.release.path} "

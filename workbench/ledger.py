@@ -228,7 +228,8 @@ def published_groups(folder: Path, tables: dict[str, dict]) -> dict[str, set[str
             continue
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
         for row in rows:
-            if str(row.get("students", "")).strip().replace(",", "").isdigit():
+            count = str(row.get("students", "")).strip().replace(",", "")
+            if count.isdigit() and int(count) > 0:
                 found[summary["year"]].add(labels_text(sorted((d, row[d]) for d in dims if row[d] != "Total")))
     return found
 
@@ -432,6 +433,8 @@ class Ledger:
                 for group in sorted(groups):
                     members = {hashed[sid] for sid, values in labels.items()
                                if _member_of(labels_text(sorted(values.items())), group)}
+                    if not members:  # a published zero describes nobody
+                        continue
                     group_id = connection.execute(groups_table.insert().values(
                         population_id=population_id, labels=group, size=len(members))).inserted_primary_key[0]
                     connection.execute(sketch_table.insert(), [
