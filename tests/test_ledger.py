@@ -281,3 +281,14 @@ def test_published_zeros_are_not_groups(tmp_path):
                                                 "11,Asian,*\n")
     groups = released_groups(tmp_path, {"t": {"year": "2025-2026", "dims": ["grade", "race_ethnicity"]}})
     assert groups == {"2025-2026": {"grade=10", ""}}
+
+
+@pytest.mark.slow
+def test_the_same_request_filled_again_is_the_same_release(workspace):
+    """A repeat run (a monthly batch on unchanged data) is recognised: nothing differs, nothing is
+    refused, the release is re-published as it was."""
+    body = _aggregate({"program": PROGRAM}, years=("2024-2025", "2025-2026"))
+    first = workspace.fill("LEDGER-REPEAT", body)
+    again = workspace.fill("LEDGER-REPEAT", body)
+    assert first.outcome == again.outcome == "approve"
+    assert again.release.reused and again.release.digest == first.release.digest

@@ -15,8 +15,10 @@ What it stores (in the request register's database, next to the register's table
   bottom-k sketch of its members' hashes, indexed so that near-identical groups are found without
   reading every release.
 
-The check: a group G of the new release and a group H the recipient holds conflict when
-0 < |G - H| + |H - G| < t, with t the pack's smallest publishable group size. Two groups that
+The check: a group G of the new release and a group H the recipient holds, with the same
+definition (the same cell: the whole cohort, grade=6, grade=6 and gender=F...), conflict when
+0 < |G - H| + |H - G| < t, with t the pack's smallest publishable group size. (Different cells of
+one school year are protected against each other inside the release, workbench.disclosure.release.) Two groups that
 differ by fewer than t students share at least min(k, |G|, |H|) - (t - 1) of their k smallest
 hashes, which is what the index finds; candidates are then compared member by member. A school
 year with a conflict is left out of the new plan, with a reason naming the earlier release.
@@ -352,7 +354,7 @@ class Ledger:
                    groups_table.c.population_id, releases_table.c.request_id)
             .select_from(sketch_table.join(groups_table).join(populations_table).join(releases_table))
             .where(sketch_table.c.member.in_(wanted), populations_table.c.school_year == year,
-                   populations_table.c.key_id == key_id, shared)
+                   populations_table.c.key_id == key_id, groups_table.c.labels.in_(sorted(hashed)), shared)
         )
         # Which new groups have each hash in their sketch: every row returned then counts, at
         # once, towards the overlap of that earlier group with each of those new groups.
@@ -365,7 +367,8 @@ class Ledger:
         for member, group_id, labels, size, population_id, request_id in connection.execute(query):
             earlier_groups[group_id] = (labels, size, population_id, request_id)
             for new_labels in in_sketch_of[member]:
-                overlap[(new_labels, group_id)] += 1
+                if new_labels == labels:  # the same group definition (cell) in both releases
+                    overlap[(new_labels, group_id)] += 1
         candidates = []
         for (labels, group_id), shared_hashes in overlap.items():
             members = hashed[labels]

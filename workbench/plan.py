@@ -216,6 +216,8 @@ def _apply_conflicts(plan: ReleasePlan, conflicts, policy: Policy) -> None:
     decision = plan.decision
     rule = policy.pack.small_groups
     source = rule.source.as_dict() if rule.source is not None else None
+    if source and source.get("file") in policy.pack.documents:
+        source["document"] = policy.pack.documents[source["file"]]
     refuse_all = rule.differences == "refuse"
     for conflict in conflicts:
         decision.reasons.append(Reason("small_groups.differences", conflict.describe(), source, "limit"))
