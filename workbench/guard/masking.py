@@ -139,8 +139,12 @@ def effective_threshold(rule: SmallGroupRuleLike) -> int:
     The guard cannot tell numerators from group sizes, so where a pack sets a separate numerator
     threshold it masks at the larger of the two.
     """
-    numerator = getattr(rule, "numerator_threshold", None)
-    return max(int(rule.threshold), int(numerator or 0))
+    # A numerator threshold N makes outcome counts under N small (1..N-1), whatever the group
+    # rule's comparison; expressed in the group rule's own comparison so both read the same way.
+    numerator = int(getattr(rule, "numerator_threshold", None) or 0)
+    if rule.comparison == "<=":
+        return max(int(rule.threshold), numerator - 1)
+    return max(int(rule.threshold), numerator)
 
 
 def is_small_count(value: float, rule: SmallGroupRuleLike) -> bool:
@@ -272,13 +276,16 @@ def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, 
             if not rows.any():
                 continue
             totals = matrix[:, other]
+            largest_small = threshold if rule.comparison == "<=" else threshold - 1
             for scale, usable in ((100.0, rows), (1.0, rows & (values <= 1))):
-                implied = values / scale * totals
-                for count in (implied, totals - implied):
-                    nearest = np.round(count)
-                    close = np.abs(count - nearest) <= half_step * totals / scale + 1e-9
-                    small = (nearest > 0) & ((nearest <= threshold) if rule.comparison == "<=" else (nearest < threshold))
-                    found[:, column] |= usable & close & small
+                # Every whole count the shown value could have been rounded from.
+                low = (values - half_step) / scale * totals
+                high = (values + half_step) / scale * totals
+                for first, last in ((np.ceil(low - 1e-9), np.floor(high + 1e-9)),
+                                    (np.ceil(totals - high - 1e-9), np.floor(totals - low + 1e-9))):
+                    # Masked when one of them is a small count (or the count of the rest is).
+                    could_be_small = np.maximum(first, 1) <= np.minimum(last, largest_small)
+                    found[:, column] |= usable & could_be_small
     return found
 
 
