@@ -225,7 +225,12 @@ def fill(
                 f"request {request.id} was decided under the {registered} policy, and the policy in force is "
                 f"{policy.name} ({policy_source}); fill it with --policy {registered}, or with --policy "
                 f"{policy.name} to decide it again under that policy")
-    as_of = date.fromisoformat(str(as_of)) if as_of else date.today()
+    if as_of and not isinstance(as_of, date):
+        try:
+            as_of = date.fromisoformat(str(as_of))
+        except ValueError as exc:
+            raise InputError(f"as_of: {exc}") from None
+    as_of = as_of or date.today()
     store = store or ReleaseStore(releases_root())
     warehouse_location = resolve("warehouse", os.fspath(warehouse) if warehouse else None).value
     con = connect(warehouse_location)
