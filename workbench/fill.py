@@ -241,6 +241,8 @@ def fill(
         ledger = Ledger(register.url)
     if ledger is not None:
         ledger.recover(store)
+    if register is not None:
+        _recover_register(register, store, by)
     plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
     decision = plan.decision
     rule = policy.small_group_rule()
@@ -275,6 +277,10 @@ def fill(
         manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
         if student_files:
             manifest["extract_report"] = student_files  # what the k-anonymity step did, in counts
+        if register is not None and plan.template is not None:
+            # Up to "filled" before the folder is published, "released" right after: a crash in
+            # between leaves "filled", which the next fill completes when the release is there.
+            _record_filled(register, request, decision, by)
         pending = None
         if ledger is not None and plan.template is not None:
             from workbench.ledger import published_groups
@@ -291,6 +297,32 @@ def fill(
     return FillResult(request.id, decision.outcome, decision.level, published, check, tables)
 
 
+def _record_filled(register, request: DataRequest, decision: Decision, by: str | None) -> None:
+    """Registered, decided, approved and filled: everything but "released"."""
+    from workbench.register import RegisterError
+
+    try:
+        register.status(request.id)
+    except RegisterError:
+        register.register(request, by=by)
+    register.record_decision(decision, by=by)
+    path = {"received": ["approved", "filled"], "clarifying": ["approved", "filled"], "approved": ["filled"]}
+    for status in path.get(register.status(request.id), []):
+        register.set_status(request.id, status, by=by)
+
+
+def _recover_register(register, store: ReleaseStore, by: str | None) -> None:
+    """Requests left "filled" by a fill that stopped after publishing: released if the folder is there."""
+    for entry in register.list_requests(status="filled"):
+        try:
+            if store.exists(entry.request_id):
+                digest = store.manifest(entry.request_id).get("content_digest", "")
+                register.set_status(entry.request_id, "released", by=by,
+                                    note=f"release {entry.request_id} ({digest[:12]}); recorded after an interrupted fill")
+        except (OSError, ValueError):
+            continue
+
+
 def _record(register, request: DataRequest, decision: Decision, published: PublishedRelease, by: str | None) -> None:
     """Bring the request's register entry up to date: registered, decided, filled, released."""
     from workbench.register import RegisterError
@@ -299,8 +331,9 @@ def _record(register, request: DataRequest, decision: Decision, published: Publi
         register.status(request.id)
     except RegisterError:
         register.register(request, by=by)
-    register.record_decision(decision, by=by)
     current = register.status(request.id)
+    if current not in ("filled", "released"):
+        register.record_decision(decision, by=by)
     note = f"release {published.path.name} ({published.digest[:12]})"
     if decision.outcome in ("refuse", "redirect"):
         if current in ("received", "clarifying"):
