@@ -262,7 +262,7 @@ def _unshare_available() -> bool:
 
 @pytest.mark.skipif(shutil.which("unshare") is None or not _unshare_available(),
                     reason="needs a private mount namespace (unshare -rm) for a real full disk")
-def test_a_full_disk_is_exit_1_and_leaves_nothing(place):
+def test_a_full_disk_is_exit_1_and_leaves_nothing(place, demo_warehouse):
     """A real full file system: a 1 MB tmpfs in a private mount namespace, filled up first."""
     disk = place / "disk"
     disk.mkdir()
@@ -272,9 +272,9 @@ def test_a_full_disk_is_exit_1_and_leaves_nothing(place):
         mount -t tmpfs -o size=1m tmpfs {disk}
         mkdir {disk}/releases
         head -c 2000000 /dev/zero > {disk}/filler 2>/dev/null
-        {WORKBENCH} fill {DEMO / 'media.yml'} --policy bps --as-of 2026-06-01 --releases {disk}/releases --no-register
+        {WORKBENCH} fill {DEMO / 'media.yml'} --policy bps --as-of 2026-06-01 --releases {disk}/releases --no-register --warehouse {demo_warehouse}
         echo "fill=$?"
-        {WORKBENCH} request register {DEMO / 'media.yml'} --register sqlite:///{disk}/register.sqlite
+        {WORKBENCH} request register {DEMO / 'media.yml'} --register sqlite:///{disk}/register.sqlite --warehouse {demo_warehouse}
         echo "register=$?"
         ls -A {disk}/releases | wc -l | sed 's/^/left=/'
     """)

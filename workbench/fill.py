@@ -143,15 +143,19 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
         where = {"km": kernel.km}
     else:
         where = {"kernel_manager_class": _kernel_manager_with(environment)}
+    from workbench.guard.student_index import using_warehouse
+
     try:
-        papermill.execute_notebook(
-            str(template), str(staging / "report.ipynb"),
-            parameters={"request_file": str(request_file), "policy": plan.policy_path,
-                        "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
-                        "plan_file": str(plan_file)},
-            kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
-            engine_name=papermill_engine.register(), **where,
-        )
+        # The saved notebook is checked against the students of the warehouse filled from.
+        with using_warehouse(warehouse):
+            papermill.execute_notebook(
+                str(template), str(staging / "report.ipynb"),
+                parameters={"request_file": str(request_file), "policy": plan.policy_path,
+                            "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
+                            "plan_file": str(plan_file)},
+                kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
+                engine_name=papermill_engine.register(), **where,
+            )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None
     _scrub(staging / "report.ipynb", request_file)

@@ -8,6 +8,7 @@ status line says that names cannot be recognised.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -83,6 +84,21 @@ def set_index(index: StudentIndex | ShapeIndex | None) -> None:
     global _cached
     with _lock:
         _cached = None if index is None else (_GIVEN, None, index)
+
+
+@contextlib.contextmanager
+def using_warehouse(location: str | os.PathLike):
+    """Scan with the students of the warehouse at `location` inside the block (a fill checks the
+    notebook it saves against the warehouse it filled from, not this process's default)."""
+    global _cached
+    with _lock:
+        previous = _cached
+    set_index(load_index(location))
+    try:
+        yield
+    finally:
+        with _lock:
+            _cached = previous
 
 
 def cached_index() -> StudentIndex | ShapeIndex | None:
