@@ -35,31 +35,29 @@ $(REFERENCE_DISTRICT): | $(STAMP)
 # missing and this user may run apt-get; otherwise make stops at once with the command to run.
 CHROMIUM := /usr/bin/chromium
 
-chromium:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+# $(call debian_package,PACKAGE,PRESENT-TEST,WHAT-NEEDS-IT): install a Debian package when it is
+# missing and this user may run apt-get; otherwise stop at once with the command to run.
+define debian_package
+	@if $(2); then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium (Debian package) for the browser tests"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  echo "installing $(1) (Debian package) for $(3)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	else \
-	  echo "The browser tests need Debian's chromium at $(CHROMIUM). Install it with:"; \
-	  echo "    sudo apt-get install chromium"; \
+	  echo "$(3) need Debian's $(1). Install it with:"; \
+	  echo "    sudo apt-get install $(1)"; \
 	  exit 1; \
 	fi
+endef
+
+chromium:
+	$(call debian_package,chromium,[ -x $(CHROMIUM) ],the browser tests)
 
 # The cross-engine tests start throwaway PostgreSQL servers (tests/postgres_server.py) from Debian's
-# server binaries; no server needs to be running. Installed the same way as chromium.
+# server binaries; no server needs to be running.
 POSTGRES_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
 
 postgresql:
-	@if ls $(POSTGRES_BIN_GLOB) >/dev/null 2>&1; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing postgresql (Debian package) for the cross-engine tests"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	else \
-	  echo "The cross-engine tests need Debian's PostgreSQL server ($(POSTGRES_BIN_GLOB)). Install it with:"; \
-	  echo "    sudo apt-get install postgresql"; \
-	  exit 1; \
-	fi
+	$(call debian_package,postgresql,ls $(POSTGRES_BIN_GLOB) >/dev/null 2>&1,the cross-engine tests)
 
 test: $(STAMP) $(REFERENCE_DISTRICT) chromium postgresql
 	$(BIN)/python -m pytest

@@ -147,10 +147,6 @@ class Cohort:
         return f"<Cohort {self.summary()}>"
 
 
-def _rows_with(table: ibis.Table, column: str, values: Sequence[str]) -> ibis.Table:
-    return rows_with(table, column, values)
-
-
 def _enrolled_ids(con, years: Sequence[str]) -> ibis.Table:
     student_years = con.table("student_years")
     return student_years.filter(student_years.school_year.isin(list(years))).select("student_id").distinct()
@@ -195,7 +191,7 @@ def cohort_from_ids(
     for kind, column in (("district", "student_id"), ("state", "state_id")):
         if not by_kind[kind]:
             continue
-        hits = _rows_with(students, column, by_kind[kind]).select("student_id", "state_id")
+        hits = rows_with(students, column, by_kind[kind]).select("student_id", "state_id")
         frame = hits.to_pandas()
         frame["key"] = kind + ":" + frame[column]
         found_parts.append(frame)
@@ -219,7 +215,7 @@ def cohort_from_ids(
     enrolled = set()
     if len(found):
         enrolled_table = _enrolled_ids(con, years)
-        enrolled = set(_rows_with(enrolled_table, "student_id", found["student_id"].tolist()).to_pandas()["student_id"])
+        enrolled = set(rows_with(enrolled_table, "student_id", found["student_id"].tolist()).to_pandas()["student_id"])
     in_years = found["student_id"].isin(enrolled)
     not_enrolled = found.loc[~in_years, "input"].tolist()
     matched = found.loc[in_years, ["input", "student_id", "state_id"]].reset_index(drop=True)
@@ -343,7 +339,7 @@ def members_by_year(
         if grades is not None:
             records = records.filter(records.grade.isin(list(grades)))
     if student_ids is not None:
-        records = _rows_with(records, "student_id", list(student_ids))
+        records = rows_with(records, "student_id", list(student_ids))
     if program is not None:
         calendar = con.table("school_calendar")
         bounds = calendar.filter(calendar.school_year.isin(years)).group_by("school_year").aggregate(
