@@ -54,6 +54,17 @@ def test_numbers_that_are_not_students_are_left_alone(index):
     assert redacted(index, text) == text
 
 
+def test_an_objects_memory_address_is_not_an_id(index):
+    # Whether an address's digits happen to spell an ID depends on where the kernel put the object.
+    for text in ["<pandas.io.formats.style.Styler at 0x7f1209934>", "<object at 0x41275>"]:
+        assert redacted(index, text) == text
+    shape = ShapeIndex("no warehouse")
+    assert shape.redact("<Styler at 0x7f1234567890>").text == "<Styler at 0x7f1234567890>"
+    # An ID next to an address, or ending in a zero that an X follows, is still an ID.
+    assert redacted(index, "0x7f 1209934") == "0x7f [student ID]"
+    assert shape.redact("1234560Xabc").text == "[student ID]Xabc"
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -60,6 +60,9 @@ _NUMBERS_BEFORE = re.compile(r"(?<!\d)(\d{1,2})[/.\-](\d{1,2})[/.\-]$")
 _CALL_BEFORE = re.compile(r"date(?:time)?\($")
 _CALL_AFTER = re.compile(r",\s*(\d{1,2}),\s*(\d{1,2})(?!\d)")
 _HAS_DIGITS = re.compile(r"\d{%d}" % MIN_INTEGER_DIGITS)
+# An object's memory address (`<Styler at 0x7f1234567890>`) is not a number anyone wrote; its
+# digits are not read as an ID.
+_HEX_LITERAL = re.compile(r"(?<![0-9A-Za-z])0[xX][0-9a-fA-F]+")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 _MONTHS |= {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
@@ -296,7 +299,7 @@ class StudentIndex:
                         found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m, hit in zip(matches, born) if hit]
         if self._text_id_pattern is not None:
             found += [Found(m.start(), m.end(), STUDENT_ID) for m in self._text_id_pattern.finditer(text)]
-        return found
+        return _outside_addresses(text, found)
 
     def _find_dates(self, text: str) -> list[Found]:
         """Dates of birth: each year someone was born in, read with what stands around it."""
@@ -394,6 +397,14 @@ class StudentIndex:
         return _apply(text, found)
 
 
+def _outside_addresses(text: str, found: list[Found]) -> list[Found]:
+    """`found` without the numbers that are the tail of a hexadecimal literal such as 0x7f1234567890."""
+    if not found or "0x" not in text and "0X" not in text:
+        return found
+    addresses = [m.span() for m in _HEX_LITERAL.finditer(text)]
+    return [f for f in found if not any(start < f.start and f.end <= end for start, end in addresses)]
+
+
 def _apply(text: str, found: list[Found]) -> Redaction:
     counts: Counter = Counter()
     pieces: list[str] = []
@@ -468,7 +479,7 @@ class ShapeIndex:
         kinds = frozenset(kinds)
         found: list[Found] = []
         if STUDENT_ID in kinds:
-            found += [Found(m.start(), m.end(), STUDENT_ID) for m in self._SHAPES.finditer(text)]
+            found += _outside_addresses(text, [Found(m.start(), m.end(), STUDENT_ID) for m in self._SHAPES.finditer(text)])
         if DATE_OF_BIRTH in kinds:
             found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m in _DATES.finditer(text)]
         return found
