@@ -188,25 +188,47 @@ def protect_tables(
             raise TableInputError(f"{space.describe(lid)} was published earlier but is small under this rule")
     published_anyway = np.zeros(space.n_logical, dtype=bool)
     timings["secondary"] = timings["audit"] = 0.0
+    required = partial(_required_width, rule, primary)
+    marks_positive = not rule.suppress_zeros
+    # Every round only adds hidden cells (and publishes cells the attacker pins anyway), so the
+    # attacker's feasible set only grows: what a round proved stays proven, and the next round
+    # audits only what is still open (see docs/disclosure.md, "Fix loop").
+    results: dict[tuple, tuple[float, float, bool]] = {}
+    settled: set[tuple] = set()
+    kept: np.ndarray | None = None
+    protects: dict[int, list[str]] = {}
+    lp_count = 0
     rounds = 0
     while True:
         rounds += 1
         t0 = time.perf_counter()
-        choice = choose_secondary(space, must_protect, costs=costs, groups=groups, published_first=fixed_published)
-        suppressed = choice.suppressed & ~published_anyway
+        choice = choose_secondary(
+            space, must_protect, costs=costs, groups=groups,
+            published_first=fixed_published, kept_hidden=kept,
+        )
+        suppressed = choice.suppressed
         t1 = time.perf_counter()
-        required = None
-        if intervals == "proof":
-            required = partial(_required_width, rule, primary)
-        audit, objectives = _audit(space, suppressed, groups, required, positive=not rule.suppress_zeros)
+        only = None if kept is None else settled
+        audit, objectives = _audit(space, suppressed, groups, required, positive=marks_positive, skip=only)
+        lp_count += audit.lp_count
         timings["secondary"] += t1 - t0
         timings["audit"] += time.perf_counter() - t1
         check = _check(space, rule, audit, objectives, primary, must_protect, groups)
-        # Secondaries the attacker pins exactly protect nothing: publish them (no information added).
-        pinned_secondaries = [lid for lid in check.exact_cells if not must_protect[lid]]
+        for i, obj in enumerate(objectives):
+            results[obj.name] = (audit.low[i], audit.high[i], bool(audit.exact_interval[i]))
+        failing_groups = {g.members for g in check.failing_groups}
+        unsettled = set(check.failing) | set(check.exact_cells)
+        for obj in objectives:
+            kind, ref = obj.name
+            if groups[ref].members not in failing_groups if kind == "group" else ref not in unsettled:
+                settled.add(obj.name)
+        for lid, protected in choice.protects.items():
+            protects.setdefault(lid, protected)
         fixes = _fixes(space, check.failing, suppressed, primary | fixed_published, costs)
         if not check.failing or rounds >= max_rounds or not fixes:
-            published_anyway[pinned_secondaries] = True
+            # Secondaries the attacker pins exactly protect nothing: publish them. They are fixed
+            # in every feasible table, so publishing them changes no other cell's interval.
+            published_anyway[[lid for lid in check.exact_cells if not must_protect[lid]]] = True
             suppressed &= ~published_anyway
             problems = [f"{space.describe(lid)}: {what}" for lid, what in check.failing.items()]
             problems += [f"{g.describe(space)}: sum determined" for g in check.failing_groups]
@@ -216,8 +238,13 @@ def protect_tables(
         for lid, protected in fixes.items():
             must_protect[lid] = True
             extra_reasons[lid] = f"secondary: protects [{protected}] (LP audit)"
-    # Re-audit only if pinned secondaries were published: their intervals are points, so the
-    # others' do not change; we still drop them from the audit record.
+        kept = suppressed.copy()
+    audit, objectives = _merged_audit(space, suppressed, groups, results, lp_count)
+    if intervals == "exact":
+        t1 = time.perf_counter()
+        audit, objectives = _audit(space, suppressed, groups, None, positive=marks_positive)
+        audit.lp_count += lp_count
+        timings["audit"] += time.perf_counter() - t1
     status = np.full(space.n_logical, PUBLISHED, dtype=object)
     status[suppressed] = SECONDARY
     status[primary] = PRIMARY
@@ -229,7 +256,7 @@ def protect_tables(
         elif lid in extra_reasons:
             all_reasons[lid] = extra_reasons[lid]
         else:
-            all_reasons[lid] = "secondary: protects " + "; ".join(f"[{p}]" for p in choice.protects.get(lid, []))
+            all_reasons[lid] = "secondary: protects " + "; ".join(f"[{p}]" for p in protects.get(lid, []))
     low = np.full(space.n_logical, np.nan)
     high = np.full(space.n_logical, np.nan)
     outcome_low = outcome_high = None
@@ -243,8 +270,6 @@ def protect_tables(
             low[lid], high[lid] = ilow[i], ihigh[i]
         elif kind == "outcome":
             outcome_low[lid], outcome_high[lid] = ilow[i], ihigh[i]
-    for lid in np.flatnonzero(published_anyway):
-        low[lid] = high[lid] = np.nan
     timings["total"] = time.perf_counter() - started
     return ProtectionResult(
         space=space,
@@ -270,7 +295,9 @@ def _audit(
     required_width: Callable[[tuple], int] | None = None,
     *,
     positive: bool = False,
+    skip: set[tuple] | None = None,
 ) -> tuple[AuditResult, list[Objective]]:
+    """The attacker's intervals for every suppressed cell and hidden group, except those in skip."""
     # With zeros published and never complementary, every mark stands for at least one student.
     marked = suppressed if positive else None
     system, var_of = build_system(space, suppressed, space.values, space.outcomes, positive=marked)
@@ -290,6 +317,8 @@ def _audit(
         members = np.array(group.members)
         if suppressed[members].all():
             objectives.append(Objective(("group", g), var_of[0, members], np.ones(len(members))))
+    if skip:
+        objectives = [obj for obj in objectives if obj.name not in skip]
     truth = np.zeros(system.n_vars)
     for m, values in enumerate([space.values] + ([space.outcomes] if space.outcomes is not None else [])):
         ids = np.flatnonzero(var_of[m] >= 0)
@@ -300,6 +329,22 @@ def _audit(
     audit = solve_intervals(
         system, objectives, feasible_point=truth, propagation_system=all_equations, required_width=required
     )
+    return audit, objectives
+
+
+def _merged_audit(space, suppressed, groups, results, lp_count) -> tuple[AuditResult, list[Objective]]:
+    """The final pattern's intervals, each from the round that last audited it."""
+    names = []
+    for lid in np.flatnonzero(suppressed).tolist():
+        names.append(("count", lid))
+        if space.outcomes is not None:
+            names += [("outcome", lid), ("complement", lid)]
+    names += [("group", g) for g, group in enumerate(groups) if suppressed[np.array(group.members)].all()]
+    objectives = [Objective(name, np.zeros(0, dtype=np.int64), np.zeros(0)) for name in names]
+    low = np.array([results[name][0] for name in names], dtype=float)
+    high = np.array([results[name][1] for name in names], dtype=float)
+    audit = AuditResult(objectives, low, high, lp_count=lp_count)
+    audit.exact_interval = np.array([results[name][2] for name in names], dtype=bool)
     return audit, objectives
 
 

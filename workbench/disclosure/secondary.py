@@ -161,11 +161,14 @@ def choose_secondary(
     costs: np.ndarray,
     groups: Sequence[HiddenGroup] = (),
     published_first: np.ndarray | None = None,
+    kept_hidden: np.ndarray | None = None,
 ) -> SecondaryChoice:
     """Greedy publication in cost order; whatever would expose a target becomes a secondary.
 
     published_first: cells already released (an earlier table of the same release); they are
     published before any choice is made and are never complementary.
+    kept_hidden: cells an earlier pass hid; they stay hidden (they are never offered for
+    publication) without being targets, so the new pattern contains the earlier one.
     """
     n_logical = space.n_logical
     values = space.values
@@ -208,9 +211,12 @@ def choose_secondary(
         for lid in np.flatnonzero(published_first & ~must_protect).tolist():
             directions.restrict(int(space.representative[lid]))
         candidates &= ~published_first
+    secondary = np.zeros(n_logical, dtype=bool)
+    if kept_hidden is not None:
+        secondary |= kept_hidden & ~must_protect
+        candidates &= ~kept_hidden
     candidates = np.flatnonzero(candidates)
     order = candidates[np.lexsort((candidates, -costs[candidates]))]
-    secondary = np.zeros(n_logical, dtype=bool)
     protects: dict[int, list[str]] = {}
     for lid in order.tolist():
         rid = int(space.representative[lid])
