@@ -134,6 +134,7 @@ def hidden_groups(space: CellSpace, primary: np.ndarray, is_small) -> list[Hidde
 
     Any other hidden child is a non-primary non-zero cell, itself at least the threshold, so a
     group with one can never sum to a small number; only all-primary groups need protecting.
+    is_small None: the groups of cells of one student each (a sum equal to the member count).
     """
     groups = []
     seen = set()
@@ -146,7 +147,7 @@ def hidden_groups(space: CellSpace, primary: np.ndarray, is_small) -> list[Hidde
         for i in np.flatnonzero(candidates):
             members = children[i][child_primary[i]]
             total = int(values[members].sum())
-            if total > 0 and is_small(total):
+            if total > 0 and (total == len(members) if is_small is None else is_small(total)):
                 key = tuple(sorted(int(m) for m in members))
                 if key not in seen:
                     seen.add(key)
