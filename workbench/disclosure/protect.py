@@ -8,10 +8,12 @@
 3. The LP audit (audit.py) bounds every suppressed cell. Linear algebra ignores non-negativity,
    so the audit can still find a cell pinned (say, its siblings are all published zeros) or an
    interval narrower than the rule's protection width. For each such cell we suppress one more
-   cell of one of its equations, the cheapest, and go back to step 2 with it required too.
-   A secondary the audit finds exactly determined is published instead: the attacker knows it
-   already, so publishing it changes nothing.
-4. The result carries every cell with its status, reason and interval; `is_safe` is true only
+   cell of one of its equations, the cheapest, and go back to step 2 with it required too and
+   every cell hidden so far kept hidden; the audit then only revisits what is still open.
+   A secondary the audit finds exactly determined is published at the end: the attacker knows
+   it already, so publishing it changes nothing.
+4. Complementary cells the protection turns out not to need are published (prune.py).
+5. The result carries every cell with its status, reason and interval; `is_safe` is true only
    when the final audit proves every requirement.
 """
 
@@ -205,9 +207,10 @@ def protect_tables(
     timings["secondary"] = timings["audit"] = 0.0
     required = partial(_required_width, rule, primary)
     marks_positive = not rule.suppress_zeros
-    # Every round only adds hidden cells (and publishes cells the attacker pins anyway), so the
-    # attacker's feasible set only grows: what a round proved stays proven, and the next round
-    # audits only what is still open (see docs/disclosure.md, "Fix loop").
+    # Every round keeps the cells hidden so far and hides more (a hidden published cell is never
+    # zero, so the mark's "at least one" holds at its true value): the attacker's feasible set
+    # only grows, what a round proved stays proven, and the next round audits only what is still
+    # open (see docs/disclosure.md, "Fix loop").
     results: dict[tuple, tuple[float, float, bool]] = {}
     settled: set[tuple] = set()
     kept: np.ndarray | None = None
