@@ -87,10 +87,16 @@ def drop_redundant(
         return np.floor(part.max(axis=1) + _EPS) - np.ceil(part.min(axis=1) - _EPS)
 
     def prove(open_ids: np.ndarray) -> np.ndarray:
-        """Find witnesses for each open quantity until proven; returns the ones still unproven."""
+        """Find witnesses for each open quantity until proven; returns the ones still unproven.
+
+        Protected quantities go first, and the first one that fails ends the search: the cell
+        on trial then stays hidden, and what else would have failed no longer matters.
+        """
         nonlocal values, valid
         failed = []
-        for i in open_ids.tolist():
+        for i in sorted(open_ids.tolist(), key=lambda i: not is_target[i]):
+            if failed and is_target[failed[-1]]:
+                break
             if width(valid, np.array([i]))[0] >= need[i]:
                 continue
             row = objectives.getrow(i)
