@@ -17,13 +17,15 @@ is measured by the same code from the released values alone:
 
 Methods:
 
-* workbench: `protect_extract` with the pack's hierarchies (levels chosen for the least loss,
-  then blank-safe local suppression);
-* workbench, suppression only: the same without hierarchies (the method before hierarchies);
-* sdcMicro-style local suppression, on the values as they are and after the same global recoding
-  the workbench chose. It follows sdcMicro's documented `localSuppression` (no Python package
-  provides it): for every record whose frequency (a blank matching anything) is below k, the
-  least important key variable still shown is suppressed, until every frequency is at least k.
+* workbench: `protect_extract` with the pack's hierarchies: local recoding, each student's joined
+  record shown at one level per field (`workbench/disclosure/recoding.py`);
+* workbench, suppression only: the same search with no hierarchy (a value is shown or withheld);
+* previous method: the cell-by-cell blank-safe greedy the workbench used before (still its
+  fallback for very wide records), no hierarchies;
+* sdcMicro-style local suppression. It follows sdcMicro's documented `localSuppression` (no
+  Python package provides it): for every record whose frequency (a blank matching anything) is
+  below k, the least important key variable still shown is suppressed, until every frequency is at
+  least k.
 
 A lower bound on the loss of any method that keeps the strict rule is computed too: a record can
 show a choice of levels only if at least k records (itself included) agree with it there, so its
@@ -47,7 +49,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.disclosure import WITHHELD, protect_extract  # noqa: E402
+from workbench.disclosure import WITHHELD, extract, protect_extract  # noqa: E402
 from workbench.disclosure.extract import _joined_record, class_sizes  # noqa: E402
 from workbench.disclosure.hierarchy import SUPPRESSION_ONLY, Hierarchy, value_loss  # noqa: E402
 
@@ -144,13 +146,6 @@ def sdcmicro_local_suppression(data: pd.DataFrame, quasi: list[str], give_up: li
     return frame
 
 
-def recoded(data: pd.DataFrame, hierarchies: dict[str, Hierarchy], levels: dict[str, int]) -> pd.DataFrame:
-    frame = data.copy()
-    for q, level in levels.items():
-        frame[q] = [hierarchies[q].shown(str(v), level) for v in frame[q]]
-    return frame
-
-
 # -- the bound ----------------------------------------------------------------------------------
 
 def lower_bound(data: pd.DataFrame, quasi: list[str], hierarchies: dict[str, Hierarchy], k: int) -> float:
@@ -238,25 +233,25 @@ def measure(name: str, data: pd.DataFrame, quasi: list[str], give_up: list[str],
     data = data.reset_index(drop=True).assign(**{ROW: lambda f: [f"row {i}" for i in range(len(f))]})
     for q in quasi:
         data[q] = data[q].astype(str)
-    chosen: dict[str, int] = {}
 
-    def workbench(with_hierarchies: bool):
-        out, report = protect_extract(data, id_col="student_id", year_col="school_year", quasi=quasi, k=K,
-                                      suppression_order=give_up, key=b"benchmark",
-                                      hierarchies=hierarchies if with_hierarchies else None)
-        if with_hierarchies:
-            chosen.update(report.levels)
+    def workbench(with_hierarchies: bool, budget: int = extract.RECODING_BUDGET):
+        saved, extract.RECODING_BUDGET = extract.RECODING_BUDGET, budget
+        try:
+            out, _ = protect_extract(data, id_col="student_id", year_col="school_year", quasi=quasi, k=K,
+                                     suppression_order=give_up, key=b"benchmark",
+                                     hierarchies=hierarchies if with_hierarchies else None)
+        finally:
+            extract.RECODING_BUDGET = saved
         return out
 
     methods = [
-        ("workbench (hierarchies, then blank-safe suppression)", lambda: workbench(True), "hierarchies"),
-        ("workbench, suppression only (before hierarchies)", lambda: workbench(False), "none"),
-        ("sdcMicro-style local suppression", lambda: sdcmicro_local_suppression(data, quasi, give_up, K), "none"),
-        ("sdcMicro-style, after the workbench's global recoding",
-         lambda: sdcmicro_local_suppression(recoded(data, hierarchies, chosen), quasi, give_up, K), "levels"),
+        ("workbench: local recoding with the hierarchies", lambda: workbench(True)),
+        ("workbench: local recoding, suppression only", lambda: workbench(False)),
+        ("previous method: cell-by-cell suppression", lambda: workbench(False, budget=0)),
+        ("sdcMicro-style local suppression", lambda: sdcmicro_local_suppression(data, quasi, give_up, K)),
     ]
     rows = []
-    for method, run, recoding in methods:
+    for method, run in methods:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -269,7 +264,6 @@ def measure(name: str, data: pd.DataFrame, quasi: list[str], give_up: list[str],
             "quasi_identifier_values": loss["values"], "information_loss": loss["loss_share"],
             "changed": loss["changed_share"], "rows_removed": loss["rows_removed"],
             "below_k_blanks_as_values": strict, "below_k_sdcmicro_count": forward,
-            "levels": dict(chosen) if recoding != "none" else {},
             "seconds_median": round(statistics.median(times), 3), "runs": repeats,
             "per_field": loss["per_field"],
         })
@@ -316,8 +310,7 @@ def main() -> None:
     lines += ["", "Information loss per field (share of the field's released values):", ""]
     for r in rows:
         if "per_field" in r:
-            levels = f" (hierarchy levels {r['levels']})" if r.get("levels") else ""
-            lines.append(f"- {r['extract']}, {r['method']}{levels}: "
+            lines.append(f"- {r['extract']}, {r['method']}: "
                          + ", ".join(f"{q} {100 * v:.1f}%" for q, v in r["per_field"].items()))
     lines += [
         "",

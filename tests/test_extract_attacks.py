@@ -274,9 +274,12 @@ def test_row_order_says_nothing_about_student_ids(research):
     _, released, truth = research
     ids = fingerprint_ids(released, truth)
     known = [(position, int(sid)) for position, sid in enumerate(ids) if sid is not None]
+    assert len(known) > 150
     positions, numbers = zip(*known)
     rho = pd.Series(positions).corr(pd.Series(numbers), method="spearman")
-    assert abs(rho) < 0.15, f"row order follows student ID order (Spearman {rho:.2f})"
+    # Independent orders give a Spearman correlation of about N(0, 1/(n-1)); the key is a random
+    # draw per installation, so the bound is four standard deviations (ID order gives about 1).
+    assert abs(rho) < 4 / np.sqrt(len(known) - 1), f"row order follows student ID order (Spearman {rho:.2f})"
 
 
 def test_no_suppressed_value_can_be_read_from_the_blanks(research):

@@ -57,6 +57,11 @@ _ABSENT = -2  # code of a year the student is not in: shown, never withheld
 # Above this many (level combinations x students) the search falls back to one choice of levels
 # for the whole extract, then withholding cell by cell (`_least_loss`); memory grows with it.
 RECODING_BUDGET = 3_000_000
+# A value of the field ranked r-th from the least important costs 1 + IMPORTANCE_STEP * r.
+IMPORTANCE_STEP = 0.5
+# The greedy search is run with the importance weights scaled by each of these (0: every value
+# alike); the result that loses least by the real weights is kept.
+GUIDES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 class ExtractError(InputError):
@@ -209,9 +214,7 @@ def protect_extract(
     row_student = students.get_indexer(data[id_col])
     years = sorted(pd.unique(years_of))
     row_year = pd.Index(years).get_indexer(years_of)
-    # A value of the most important field costs nearly twice one of the least important: the order
-    # decides between choices that lose about as much, it does not make the extract lose more.
-    weight_of = {q: 1.0 + rank / len(order) for rank, q in enumerate(order)}
+    weight_of = {q: 1.0 + IMPORTANCE_STEP * rank for rank, q in enumerate(order)}
     ranks = pseudonym_order(list(students), key)
     layout = _Layout(row_student, row_year, len(students), len(years))
     combinations = 1
@@ -333,7 +336,8 @@ def _local_recoding(data, quasi, hierarchies, weight_of, k, ranks, layout) -> _A
     everyone = np.arange(layout.students)
     best = None
     # The greedy is guided by the weights it is given; the importance-weighted loss decides.
-    for guide in (weighted_costs, plain_costs, plain_costs + 0.1 * (weighted_costs - plain_costs)):
+    for strength in GUIDES:
+        guide = plain_costs + strength * (weighted_costs - plain_costs)
         chosen, removed = recoding.choose_levels(groups, guide, k, withheld, ranks)
         cost = float(weighted_costs[chosen, everyone][~removed].sum())
         if best is None or cost < best[0] - 1e-9:

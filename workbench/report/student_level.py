@@ -280,8 +280,9 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
     span = years[0] if len(years) == 1 else f"{years[0]} to {years[-1]}"
     notes = [
         f"De-identified under {ctx.policy.name}: every student, over all the years of this file, is one of at least "
-        f"{k} records with the same {', '.join(quasi) or 'quasi-identifier'} values shown; "
-        f"'Not reported' stands for a withheld value and is shared by at least {k} records.",
+        f"{k} records with the same {', '.join(quasi) or 'quasi-identifier'} values shown; a value is shown as it is, "
+        f"as a group of the policy's, or as 'Not reported' (withheld), and every record shows exactly what at least "
+        f"{k - 1} others show.",
         *report.lines(),
     ]
     if from_data:
