@@ -20,17 +20,20 @@ the rare value is generalized together with others into "Not reported". (Countin
 matching any value, as sdcMicro does, lets two blanks among hundreds pass, and lets a few fully
 blank records "cover" a record whose shown values are unique among the students.)
 
-Local suppression, greedy: classes below k are taken biggest first; for each, every field it still
-shows is tried (and none): withhold it in the class, and make the fewest other records show the
-same by withholding in them too, each value withheld weighted by its field's importance; records
-are taken from other classes only as far as those stay at k. The cheapest option is applied; where
-none reaches k, the least important field is given up and the loop goes on. A record is removed
-only when fewer than k students share the years it is in (those cannot be withheld). A last pass
-shows again every withheld value that is not needed.
+Values may also be shown as a group of the policy pack's hierarchy ("Not Hispanic or Latino"):
+a group is a value like any other when records are compared. Each student's joined record is
+shown at one level per field (as it is, a group, or withheld), chosen for the least information
+lost, weighted by the fields' importance (local recoding, `workbench.disclosure.recoding`). A
+record is removed only when fewer than k students share the years it is in (those cannot be
+withheld). Where the joined record is too wide for that search (`RECODING_BUDGET`), one choice of
+levels is made for the whole extract and values are withheld cell by cell by a greedy
+(`suppress_to_k`): classes below k are taken biggest first; for each, every field it still shows
+is tried (and none), withheld in the class and in the fewest other records that then show the
+same; the cheapest option is applied; a last pass shows again every withheld value not needed.
 
 Order carries nothing: pseudonyms are "Student 1..N" numbered by HMAC-SHA256(key, ID), the key
 being the release's own, and rows are written in pseudonym order; which of several equally cheap
-records is withheld is decided by the same keyed order, so a recipient cannot tell a record
+records is recoded is decided by the same keyed order, so a recipient cannot tell a record
 withheld for its own sake from one withheld to hide another.
 """
 
@@ -184,8 +187,8 @@ def protect_extract(
     `frame` has one row per student, or with `year_col` one row per student and year.
     `suppression_order` lists quasi-identifiers in the order they are given up (least important
     first); `key` is the release's pseudonym key (fresh randomness when None). `hierarchies` gives
-    the coarser codings a quasi-identifier may be shown in (from the policy pack): the levels are
-    chosen per field for the least information loss, before values are withheld.
+    the coarser codings a quasi-identifier may be shown in (from the policy pack): each student's
+    record is shown at the levels that lose the least, a withheld value being the top level.
     """
     quasi = list(quasi)
     if k < 1:
