@@ -150,3 +150,22 @@ def test_protect_extract_rejects_a_missing_column(runner, tmp_path):
     result = runner.invoke(main, ["protect-extract", str(source), "--quasi", "school,grade", "--k", "2"])
     assert result.exit_code == 2
     assert "grade" in result.stderr
+
+
+def test_protect_extract_shows_the_packs_groups_with_a_policy(runner, tmp_path):
+    rows = ["student_id,grade,race_ethnicity"]
+    races = ["Hispanic or Latino"] * 6 + ["Asian"] * 3 + ["White"] * 3
+    for i, race in enumerate(races):
+        rows.append(f"00{2000 + i},3,{race}")
+    source = write(tmp_path, "students.csv", "\n".join(rows) + "\n")
+    out = tmp_path / "extract.csv"
+    args = ["protect-extract", str(source), "--quasi", "grade,race_ethnicity", "--k", "5", "--seed", "1", "--out", str(out)]
+    assert runner.invoke(main, args).exit_code == 0
+    plain = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert (plain["race_ethnicity"] == "Not reported").sum() == 6  # Asian and White, withheld together
+    result = runner.invoke(main, [*args, "--policy", "bps"])
+    assert result.exit_code == 0, result.output
+    grouped = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert (grouped["race_ethnicity"] == "Not Hispanic or Latino").sum() == 6
+    assert (grouped["race_ethnicity"] == "Hispanic or Latino").sum() == 6
+    assert runner.invoke(main, [*args, "--policy", "no-such-pack"]).exit_code == 2

@@ -163,3 +163,68 @@ def test_random_extracts_always_reach_k_in_blank_safe_classes(n, k, seed, column
         assert blank_safe_sizes(out, quasi).min() >= k
     # Removal happens only when the extract itself is too small.
     assert report.students_removed == (n if n < k else 0)
+
+
+# -- the strict rule over random multi-year districts, with and without hierarchies ---------------
+
+LEVELS = {
+    "race_ethnicity": [{"Small groups": ["W", "P"]}, {"Not H": ["B", "W", "A", "P"]}],
+    "grade": [{"Early": ["K", "01", "02"]}],
+}
+
+
+def district(n: int, years: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    people = roster(n, seed).drop(columns=["low_income"])
+    frames = []
+    for y in range(years):
+        year = people[rng.random(n) < 0.85].copy()
+        year["school_year"] = f"{2022 + y}-{2023 + y}"
+        year["english_learner"] = np.where(rng.random(len(year)) < 0.2, "Y", "N")
+        frames.append(year)
+    out = pd.concat(frames, ignore_index=True)
+    # What the district (not the recipient) uses to find each released row's student.
+    return out.assign(row_tag=[f"row {i}" for i in range(len(out))])
+
+
+def joined_record(frame: pd.DataFrame, quasi: list[str]) -> pd.DataFrame:
+    """One row per student: every quasi-identifier of every year, and which years it is in."""
+    wide = frame.pivot(index="student_id", columns="school_year", values=quasi)
+    return wide.fillna("<not in this year>").astype(str)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 160), years=st.integers(1, 3), k=st.integers(2, 10), seed=st.integers(0, 10_000),
+       grouped=st.booleans(), whole_extract_levels=st.booleans(), order=st.permutations(QUASI + ["english_learner"]))
+def test_every_extract_released_keeps_the_strict_rule(n, years, k, seed, grouped, whole_extract_levels, order):
+    from unittest import mock
+
+    from workbench.disclosure import extract
+    from workbench.disclosure.hierarchy import Hierarchy
+
+    data = district(n, years, seed)
+    quasi = QUASI + ["english_learner"]
+    hierarchies = {f: Hierarchy.from_levels(levels) for f, levels in LEVELS.items()} if grouped else None
+    # The search falls back to one choice of levels for the whole extract when the record is wide.
+    budget = 0 if whole_extract_levels else extract.RECODING_BUDGET
+    with mock.patch.object(extract, "RECODING_BUDGET", budget):
+        out, report = protect_extract(data, year_col="school_year", quasi=quasi, k=k,
+                                      key=b"p", hierarchies=hierarchies, suppression_order=list(order))
+    # Every value shown is the student's own, withheld, or a group of the pack's that holds it.
+    truth = data.set_index("row_tag")
+    shown = out.assign(true_id=truth.loc[out["row_tag"], "student_id"].to_numpy())
+    groups = {label: set(values) for levels in LEVELS.values() for level in levels for label, values in level.items()}
+    for q in quasi:
+        true = truth.loc[shown["row_tag"], q].to_numpy()
+        fine = [s == t or s == WITHHELD or (grouped and t in groups.get(s, ())) for s, t in zip(shown[q], true)]
+        assert all(fine), f"{q} shows a value that is not the student's"
+    # One student, one pseudonym; and every joined record is shown exactly as by k-1 others.
+    assert (shown.groupby("student_id")["true_id"].nunique() <= 1).all()
+    if len(out):
+        record = joined_record(out, quasi)
+        assert record.value_counts().min() >= k
+    # A student is removed only when fewer than k students share the years it is in.
+    patterns = data.groupby("student_id")["school_year"].agg(lambda s: tuple(sorted(s)))
+    rare = patterns.map(patterns.value_counts()) < k
+    assert report.students_removed == int(rare.sum())
+    assert 0.0 <= report.information_loss <= 1.0

@@ -76,3 +76,33 @@ def test_a_pack_cannot_generalize_a_field_in_a_way_it_does_not_admit():
     with pytest.raises(ValidationError, match="does not apply"):
         QuasiIdentifiers(fields=("grade",), generalize={"grade": "month"}, source=source)
     assert QuasiIdentifiers(fields=("grade",), generalize={"grade": "withhold"}, source=source)
+
+
+def test_a_pack_hierarchy_must_coarsen_level_by_level():
+    source = Source(external="test")
+    with pytest.raises(ValidationError, match="splits the group"):
+        QuasiIdentifiers(fields=("race_ethnicity",), source=source, hierarchies={
+            "race_ethnicity": ({"Small": ("A", "B")}, {"Other": ("A", "C")})})
+    with pytest.raises(ValidationError, match="in two groups"):
+        QuasiIdentifiers(fields=("grade",), source=source, hierarchies={"grade": ({"Low": ("1", "2"), "High": ("2", "3")},)})
+    with pytest.raises(ValidationError, match="named like a value"):
+        QuasiIdentifiers(fields=("grade",), source=source, hierarchies={"grade": ({"1": ("1", "2")},)})
+    assert QuasiIdentifiers(fields=("race_ethnicity",), source=source, hierarchies={
+        "race_ethnicity": ({"Small": ("A", "B")}, {"Other": ("A", "B", "C")})})
+
+
+def test_the_demo_extract_shows_the_packs_groups_and_counts_their_loss(demo_warehouse, tmp_path):
+    ctx = RequestContext.open(DEMO / "research_extract.yml", "bps", AS_OF, tmp_path / "out", warehouse=demo_warehouse)
+    extract = deidentified_extract(ctx)
+    hierarchies = ctx.policy.pack.fields.quasi_identifiers.hierarchies
+    labels = {label for levels in hierarchies.values() for level in levels for label in level}
+    shown_groups = (set(extract.frame["race_ethnicity"]) | set(extract.frame["grade"])) & labels
+    assert shown_groups, "no value shown as a group of the pack's"
+    report = extract.report
+    grouped = sum(f["grouped"] for f in report["fields"].values())
+    assert grouped == sum(int(extract.frame[c].isin(labels).sum()) for c in report["fields"])
+    # A grouped value costs less than a withheld one and more than nothing.
+    withheld = report["values_withheld"]
+    assert withheld / report["quasi_identifier_values"] < report["information_loss"] < (withheld + grouped) / report["quasi_identifier_values"]
+    assert any(note.startswith("race_ethnicity: some values shown as a group") or note.startswith("grade: some values shown")
+               for note in extract.notes)

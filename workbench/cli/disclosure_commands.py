@@ -163,6 +163,8 @@ def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     default=None,
     help="File holding the district's linkage key; adds linkage_token = HMAC-SHA256(key, ID). Only where the agreement allows.",
 )
+@click.option("--policy", "policy", default=None,
+              help="Policy pack whose hierarchies may show a quasi-identifier as a group instead of withholding it.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output CSV (default: stdout).")
 def protect_extract_command(
     input_csv: Path,
@@ -174,10 +176,19 @@ def protect_extract_command(
     year_col: str | None,
     seed: int | None,
     linkage_key_file: Path | None,
+    policy: str | None,
     out: Path | None,
 ) -> None:
     """De-identify a student-level extract: keyed pseudonyms, dropped fields, k-anonymity with blanks as values."""
     from workbench.disclosure import protect_extract
+    from workbench.disclosure.hierarchy import Hierarchy
+
+    hierarchies = {}
+    if policy is not None:
+        from workbench.policy import load_policy
+
+        levels = load_policy(policy).pack.fields.quasi_identifiers.hierarchies
+        hierarchies = {column: Hierarchy.from_levels(levels[column]) for column in _split(quasi) if column in levels}
 
     frame = _read_csv(input_csv)
     key = None
@@ -195,6 +206,7 @@ def protect_extract_command(
         suppression_order=_split(suppress_order) if suppress_order else None,
         key=None if seed is None else f"seed:{seed}".encode(),
         linkage_key=key,
+        hierarchies=hierarchies,
     )
     _write(extract, out)
     for line in report.lines():

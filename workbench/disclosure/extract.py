@@ -20,17 +20,20 @@ the rare value is generalized together with others into "Not reported". (Countin
 matching any value, as sdcMicro does, lets two blanks among hundreds pass, and lets a few fully
 blank records "cover" a record whose shown values are unique among the students.)
 
-Local suppression, greedy: classes below k are taken biggest first; for each, every field it still
-shows is tried (and none): withhold it in the class, and make the fewest other records show the
-same by withholding in them too, each value withheld weighted by its field's importance; records
-are taken from other classes only as far as those stay at k. The cheapest option is applied; where
-none reaches k, the least important field is given up and the loop goes on. A record is removed
-only when fewer than k students share the years it is in (those cannot be withheld). A last pass
-shows again every withheld value that is not needed.
+Values may also be shown as a group of the policy pack's hierarchy ("Not Hispanic or Latino"):
+a group is a value like any other when records are compared. Each student's joined record is
+shown at one level per field (as it is, a group, or withheld), chosen for the least information
+lost, weighted by the fields' importance (local recoding, `workbench.disclosure.recoding`). A
+record is removed only when fewer than k students share the years it is in (those cannot be
+withheld). Where the joined record is too wide for that search (`RECODING_BUDGET`), one choice of
+levels is made for the whole extract and values are withheld cell by cell by a greedy
+(`suppress_to_k`): classes below k are taken biggest first; for each, every field it still shows
+is tried (and none), withheld in the class and in the fewest other records that then show the
+same; the cheapest option is applied; a last pass shows again every withheld value not needed.
 
 Order carries nothing: pseudonyms are "Student 1..N" numbered by HMAC-SHA256(key, ID), the key
 being the release's own, and rows are written in pseudonym order; which of several equally cheap
-records is withheld is decided by the same keyed order, so a recipient cannot tell a record
+records is recoded is decided by the same keyed order, so a recipient cannot tell a record
 withheld for its own sake from one withheld to hide another.
 """
 
@@ -38,21 +41,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from workbench.disclosure import recoding
+from workbench.disclosure.hierarchy import SUPPRESSION_ONLY, WITHHELD, Hierarchy, value_loss
 from workbench.errors import InputError
-
-WITHHELD = "Not reported"
 DEFAULT_QUASI = ("school", "grade", "gender", "race_ethnicity")
 # Given up first to last when neither the pack nor the request orders them.
 DEFAULT_SUPPRESSION_ORDER = ("race_ethnicity", "gender", "school", "grade")
 _SUPPRESSED = -1  # code of a withheld cell
 _ABSENT = -2  # code of a year the student is not in: shown, never withheld
+# Above this many (level combinations x students) the search falls back to one choice of levels
+# for the whole extract, then withholding cell by cell (`_least_loss`); memory grows with it.
+RECODING_BUDGET = 3_000_000
+# A value of the field ranked r-th from the least important costs 1 + IMPORTANCE_STEP * r.
+IMPORTANCE_STEP = 0.5
+# The greedy search is run with the importance weights scaled by each of these (0: every value
+# alike); the result that loses least by the real weights is kept.
+GUIDES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 class ExtractError(InputError):
@@ -66,6 +78,8 @@ class FieldLoss:
     values: int = 0  # values released before protection (rows where the field is present)
     withheld: int = 0  # of those, written as "Not reported"
     generalized: int = 0  # values coarsened before the check (set by the caller that coarsened them)
+    grouped: int = 0  # of the values released, shown as a group of the field's hierarchy
+    loss: float = 0.0  # information lost, summed over the values (hierarchy.value_loss)
 
 
 @dataclass
@@ -90,6 +104,14 @@ class ExtractReport:
     def values(self) -> int:
         return sum(f.values for f in self.fields.values())
 
+    @property
+    def information_loss(self) -> float:
+        """Share of the quasi-identifier values lost: withheld count 1, grouped ones their share, and
+        every value of a removed row 1."""
+        removed = self.rows_removed * len(self.fields)
+        total = self.values + removed
+        return (sum(f.loss for f in self.fields.values()) + removed) / total if total else 0.0
+
     def as_dict(self) -> dict:
         """Counts only: what the manifest records about the extract."""
         return {
@@ -102,7 +124,10 @@ class ExtractReport:
             "smallest_class": self.smallest_class,
             "quasi_identifier_values": self.values,
             "values_withheld": self.withheld,
-            "fields": {name: {"values": f.values, "withheld": f.withheld, "generalized": f.generalized}
+            "information_loss": round(self.information_loss, 4),
+            "fields": {name: {"values": f.values, "withheld": f.withheld, "generalized": f.generalized,
+                              "grouped": f.grouped,
+                              "information_loss": round(f.loss / f.values, 4) if f.values else 0.0}
                        for name, f in self.fields.items()},
             "dropped_columns": list(self.dropped_columns),
             "ids_found_elsewhere": self.ids_found_elsewhere,
@@ -119,11 +144,14 @@ class ExtractReport:
         if self.dropped_columns:
             out.append("removed columns: " + ", ".join(self.dropped_columns))
         share = f" ({100 * self.withheld / self.values:.1f}% of {self.values})" if self.values else ""
-        out.append(f"k={self.k}: {self.withheld} values withheld as '{WITHHELD}'{share}; smallest group {self.smallest_class}")
+        out.append(f"k={self.k}: {self.withheld} values withheld as '{WITHHELD}'{share}; smallest group {self.smallest_class}; "
+                   f"information lost {100 * self.information_loss:.1f}%")
         for name, loss in self.fields.items():
             parts = []
             if loss.generalized:
                 parts.append(f"{loss.generalized} generalized")
+            if loss.grouped:
+                parts.append(f"{loss.grouped} shown as a group")
             if loss.withheld:
                 parts.append(f"{loss.withheld} withheld")
             if parts:
@@ -152,12 +180,15 @@ def protect_extract(
     suppression_order: Sequence[str] | None = None,
     key: bytes | None = None,
     linkage_key: bytes | None = None,
+    hierarchies: Mapping[str, Hierarchy] | None = None,
 ) -> tuple[pd.DataFrame, ExtractReport]:
     """Pseudonymise, drop aggregate-only fields, withhold quasi-identifier values to k-anonymity.
 
     `frame` has one row per student, or with `year_col` one row per student and year.
     `suppression_order` lists quasi-identifiers in the order they are given up (least important
-    first); `key` is the release's pseudonym key (fresh randomness when None).
+    first); `key` is the release's pseudonym key (fresh randomness when None). `hierarchies` gives
+    the coarser codings a quasi-identifier may be shown in (from the policy pack): each student's
+    record is shown at the levels that lose the least, a withheld value being the top level.
     """
     quasi = list(quasi)
     if k < 1:
@@ -168,6 +199,10 @@ def protect_extract(
     if id_col in quasi or id_col in drop or (year_col and (year_col in quasi or year_col in drop)):
         raise ExtractError(f"the ID column {id_col} (and the year column) cannot be a quasi-identifier or a dropped column")
     order = _suppression_order(quasi, suppression_order)
+    hierarchies = dict(hierarchies or {})
+    unknown = [c for c in hierarchies if c not in quasi]
+    if unknown:
+        raise ExtractError(f"hierarchies name columns that are not quasi-identifiers: {', '.join(unknown)}")
     data = frame.drop(columns=list(drop)).reset_index(drop=True).copy()
     data[id_col] = data[id_col].astype(str)
     years_of = data[year_col].astype(str) if year_col else pd.Series("", index=data.index)
@@ -182,29 +217,42 @@ def protect_extract(
     row_student = students.get_indexer(data[id_col])
     years = sorted(pd.unique(years_of))
     row_year = pd.Index(years).get_indexer(years_of)
-    codes, blankable, columns, _ = _joined_record(data, quasi, row_student, row_year, len(students), len(years))
-    weight_of = {q: 1.0 + rank for rank, q in enumerate(order)}
-    weights = np.array([weight_of[q] for q, _ in columns])
+    weight_of = {q: 1.0 + IMPORTANCE_STEP * rank for rank, q in enumerate(order)}
     ranks = pseudonym_order(list(students), key)
+    layout = _Layout(row_student, row_year, len(students), len(years))
+    combinations = 1
+    for q in quasi:
+        combinations *= hierarchies.get(q, SUPPRESSION_ONLY).withheld_level + 1
+    if combinations * max(len(students), 1) <= RECODING_BUDGET:
+        best = _local_recoding(data, quasi, hierarchies, weight_of, k, ranks, layout)
+    else:
+        best = _least_loss(data, quasi, hierarchies, weight_of, k, ranks, layout)
 
-    protected, removed = suppress_to_k(codes, blankable, weights, k, tie_break=ranks)
     report = ExtractReport(students=len(students), rows=len(data), k=k, dropped_columns=list(drop),
                            linkage=linkage_key is not None, years=[y for y in years if y])
+    removed = best.removed
     report.students_removed = int(removed.sum())
     kept = ~removed
-    sizes = class_sizes(protected[kept])
-    report.smallest_class = int(sizes.min()) if len(sizes) else 0
 
     out = data.copy()
-    for j, (q, year_index) in enumerate(columns):
-        rows = np.flatnonzero(row_year == year_index) if year_index is not None else np.arange(len(out))
-        hidden = protected[row_student[rows], j] == _SUPPRESSED
-        out.loc[out.index[rows[hidden]], q] = WITHHELD
     for q in quasi:
-        present = out.loc[~removed[row_student], q]
-        report.fields[q] = FieldLoss(values=int(len(present)), withheld=int((present == WITHHELD).sum()))
+        out[q] = best.shown[q]
+    hidden = best.hidden_cells
     keep_rows = kept[row_student]
+    for q in quasi:
+        out.loc[hidden[q], q] = WITHHELD
+        rows = keep_rows
+        shown = out.loc[rows, q]
+        grouped = (shown != data.loc[rows, q]) & (shown != WITHHELD)
+        report.fields[q] = FieldLoss(values=int(rows.sum()), withheld=int((shown == WITHHELD).sum()),
+                                     grouped=int(grouped.sum()), loss=float(best.cell_loss[q][rows].sum()))
     report.rows_removed = int((~keep_rows).sum())
+    shown_codes, _, _, _ = _joined_record(out.loc[keep_rows].reset_index(drop=True), quasi, row_student[keep_rows],
+                                          row_year[keep_rows], len(students), len(years))
+    sizes = class_sizes(shown_codes[kept])
+    report.smallest_class = int(sizes.min()) if len(sizes) else 0
+    if report.smallest_class and report.smallest_class < k:
+        raise RuntimeError("extract protection left a record in a class below k")  # a bug, never a user's mistake
 
     # Numbered over the students kept, so the numbers show no gap where a student was removed.
     removed_last = np.where(kept, ranks, len(ranks) + ranks)
@@ -232,6 +280,148 @@ def protect_extract(
     out["_year"] = row_year
     out = out[keep_rows].sort_values(["_order", "_year"], kind="stable").drop(columns=["_order", "_year"])
     return out.reset_index(drop=True), report
+
+
+@dataclass
+class _Layout:
+    """Where each row sits in the joined record: its student and its year."""
+
+    row_student: np.ndarray
+    row_year: np.ndarray
+    students: int
+    years: int
+
+
+@dataclass
+class _Attempt:
+    """The extract protected one way: what each row shows and what it cost."""
+
+    shown: dict[str, np.ndarray]  # per field, each row's value at its level (before withholding)
+    removed: np.ndarray  # per student
+    hidden_cells: dict[str, np.ndarray]  # per field, rows withheld
+    cell_loss: dict[str, np.ndarray]  # per field, each row's loss
+    cost: float  # loss weighted by importance
+
+
+def _local_recoding(data, quasi, hierarchies, weight_of, k, ranks, layout) -> _Attempt:
+    """Each student's record at one level per field (see workbench.disclosure.recoding); the
+    search is run under a few weightings and the result that loses least by the real weights kept."""
+    codes, _, columns, categories = _joined_record(data, quasi, layout.row_student, layout.row_year,
+                                                   layout.students, layout.years)
+    presence = codes[:, -1]
+    rows_of = np.bincount(layout.row_student, minlength=layout.students)
+    fields = list(quasi)
+    loss_options, plain_options = [], []
+    for j, (q, year_index) in enumerate(columns):
+        hierarchy = hierarchies.get(q, SUPPRESSION_ONLY)
+        labels = categories[j]
+        domain = sorted(set(data[q]))
+        present = codes[:, j] >= 0
+        index = np.maximum(codes[:, j], 0)
+        cells = np.where(present, rows_of if year_index is None else 1, 0)
+        weighted, plain = [], []
+        for level in range(hierarchy.withheld_level + 1):
+            shown = [hierarchy.shown(v, level) for v in labels]
+            shown_code = np.where(present, pd.Index(pd.unique(np.array(shown, dtype=object))).get_indexer(shown)[index], _ABSENT)
+            loss = np.array(value_loss(labels, hierarchy, level, domain))[index] * cells
+            weighted.append((shown_code, loss * weight_of[q]))
+            plain.append((shown_code, loss))
+        loss_options.append(weighted)
+        plain_options.append(plain)
+    field_levels = [range(hierarchies.get(q, SUPPRESSION_ONLY).withheld_level + 1) for q in fields]
+    combinations = []
+    for choice in itertools.product(*field_levels):
+        level_of = dict(zip(fields, choice))
+        combinations.append(tuple(level_of[q] for q, _ in columns))
+    withheld = len(combinations) - 1  # every field at its top level
+    groups, weighted_costs = recoding.group_ids(loss_options, combinations, presence)
+    _, plain_costs = recoding.group_ids(plain_options, combinations, presence)
+    everyone = np.arange(layout.students)
+    best = None
+    # The greedy is guided by the weights it is given; the importance-weighted loss decides.
+    for strength in GUIDES:
+        guide = plain_costs + strength * (weighted_costs - plain_costs)
+        chosen, removed = recoding.choose_levels(groups, guide, k, withheld, ranks)
+        cost = float(weighted_costs[chosen, everyone][~removed].sum())
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, chosen, removed)
+    _, chosen, removed = best
+
+    shown, hidden_cells, cell_loss = {}, {}, {}
+    row_choice = chosen[layout.row_student]
+    removed_rows = removed[layout.row_student]
+    cost = 0.0
+    for q in quasi:
+        hierarchy = hierarchies.get(q, SUPPRESSION_ONLY)
+        j = next(index for index, (name, _) in enumerate(columns) if name == q)
+        level = np.array([combinations[c][j] for c in row_choice], dtype=np.int64)
+        values = data[q].to_numpy(dtype=object)
+        domain = sorted(set(values))
+        shown[q] = np.array([hierarchy.shown(v, lv) for v, lv in zip(values, level)], dtype=object)
+        hidden_cells[q] = (level >= hierarchy.withheld_level) & ~removed_rows
+        per_level = {lv: np.array(value_loss(list(values), hierarchy, lv, domain)) for lv in np.unique(level)}
+        cell_loss[q] = np.array([per_level[lv][i] for i, lv in enumerate(level)]) if len(level) else np.zeros(0)
+        cost += weight_of[q] * float(np.where(removed_rows, 1.0, cell_loss[q]).sum())
+    return _Attempt(shown, removed, hidden_cells, cell_loss, cost)
+
+
+def _least_loss(data, quasi, hierarchies, weight_of, k, ranks, layout) -> _Attempt:
+    """Protect at every combination of hierarchy levels (a small lattice) and keep the one that
+    loses the least, weighted by importance; ties go to the finer levels.
+
+    A combination's loss is at least what its coarsening costs before anything is withheld, so
+    combinations are tried cheapest coarsening first and the search stops once that floor reaches
+    the best loss found.
+    """
+    domains = {q: sorted(set(data[q])) for q in quasi}
+    values = {q: data[q].to_numpy(dtype=object) for q in quasi}
+    fields = [q for q in quasi if q in hierarchies]
+    level_loss = {(q, level): np.array(value_loss(list(values[q]), hierarchies[q], level, domains[q]))
+                  for q in fields for level in range(hierarchies[q].withheld_level + 1)}
+    candidates = []
+    for combination in itertools.product(*(range(hierarchies[q].withheld_level + 1) for q in fields)):
+        levels = dict(zip(fields, combination))
+        floor = sum(weight_of[q] * level_loss[(q, level)].sum() for q, level in levels.items())
+        candidates.append((floor, combination, levels))
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    best: _Attempt | None = None
+    for floor, _, levels in candidates:
+        if best is not None and floor >= best.cost - 1e-9:
+            break
+        attempt = _protect_at(data, quasi, hierarchies, levels, level_loss, values, weight_of, k, ranks, layout)
+        if best is None or attempt.cost < best.cost - 1e-9:
+            best = attempt
+    return best
+
+
+def _protect_at(data, quasi, hierarchies, levels, level_loss, values, weight_of, k, ranks, layout) -> _Attempt:
+    recoded = pd.DataFrame(index=data.index)
+    shown = {}
+    for q in quasi:
+        level = levels.get(q, 0)
+        hierarchy = hierarchies.get(q, SUPPRESSION_ONLY)
+        shown[q] = np.array([hierarchy.shown(v, level) for v in values[q]], dtype=object) if level else values[q]
+        recoded[q] = shown[q].astype(str)
+    codes, blankable, columns, _ = _joined_record(recoded, quasi, layout.row_student, layout.row_year,
+                                                  layout.students, layout.years)
+    for j, (q, _year) in enumerate(columns):
+        if q in hierarchies and levels[q] >= hierarchies[q].withheld_level:
+            blankable[:, j] = False  # withheld in every row already
+    weights = np.array([weight_of[q] for q, _ in columns])
+    protected, removed = suppress_to_k(codes, blankable, weights, k, tie_break=ranks)
+    hidden_cells: dict[str, np.ndarray] = {q: np.zeros(len(data), dtype=bool) for q in quasi}
+    for j, (q, year_index) in enumerate(columns):
+        rows = np.flatnonzero(layout.row_year == year_index) if year_index is not None else np.arange(len(data))
+        hidden_cells[q][rows[protected[layout.row_student[rows], j] == _SUPPRESSED]] = True
+    removed_rows = removed[layout.row_student]
+    cell_loss = {}
+    cost = 0.0
+    for q in quasi:
+        level = levels.get(q, 0)
+        base = level_loss[(q, level)] if (q, level) in level_loss else np.zeros(len(data))
+        cell_loss[q] = np.where(hidden_cells[q], 1.0, base)
+        cost += weight_of[q] * float(np.where(removed_rows, 1.0, cell_loss[q]).sum())
+    return _Attempt(shown, removed, hidden_cells, cell_loss, cost)
 
 
 def _suppression_order(quasi: list[str], order: Sequence[str] | None) -> list[str]:

@@ -121,6 +121,10 @@ class QuasiIdentifiers(FieldClass):
     generalize: dict[StudentField, Generalization] = {}
     # Most important first: the disclosure step gives up the others first. A request may reorder.
     priority: tuple[StudentField, ...] = ()
+    # Coarser codings a field may be released in, finest first: each level maps a value to the
+    # group it is shown as (values a level does not name stay as they are), and each level merges
+    # groups of the one before. Above the last level the value is withheld.
+    hierarchies: dict[StudentField, tuple[dict[str, tuple[str, ...]], ...]] = {}
 
     @model_validator(mode="after")
     def _known_generalizations(self) -> "QuasiIdentifiers":
@@ -128,6 +132,28 @@ class QuasiIdentifiers(FieldClass):
             if how != "withhold" and how not in GENERALIZATIONS.get(name, ()):
                 allowed = ", ".join(GENERALIZATIONS.get(name, ("withhold",)))
                 raise ValueError(f"generalize.{name}: {how!r} does not apply to this field (use {allowed})")
+        for name, levels in self.hierarchies.items():
+            shown_as: list[dict[str, str]] = []
+            for number, groups in enumerate(levels, start=1):
+                level: dict[str, str] = {}
+                for label, values in groups.items():
+                    for value in values:
+                        if value in level:
+                            raise ValueError(f"hierarchies.{name}, level {number}: {value!r} is in two groups")
+                        level[value] = label
+                shown_as.append(level)
+            leaves = {value for level in shown_as for value in level}
+            labels = {label for level in shown_as for label in level.values()}
+            if labels & leaves:
+                raise ValueError(f"hierarchies.{name}: a group cannot be named like a value ({', '.join(sorted(labels & leaves))})")
+            # Each level merges whole groups of the level before it; it never splits one.
+            for number in range(1, len(shown_as)):
+                finer, coarser = shown_as[number - 1], shown_as[number]
+                for a in leaves:
+                    for b in leaves:
+                        if finer.get(a, a) == finer.get(b, b) and coarser.get(a, a) != coarser.get(b, b):
+                            raise ValueError(f"hierarchies.{name}, level {number + 1}: splits the group "
+                                             f"{finer.get(a, a)!r} of the level before")
         return self
 
 

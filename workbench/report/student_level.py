@@ -13,7 +13,8 @@ import ibis
 import pandas as pd
 from ibis import _
 
-from workbench.disclosure import protect_extract
+from workbench.disclosure import WITHHELD, protect_extract
+from workbench.disclosure.hierarchy import Hierarchy
 from workbench.measures import student_year_facts
 from workbench.report.files import write_xlsx
 from workbench.errors import InputError
@@ -218,6 +219,7 @@ class ExtractPlan:
     fields: list[str]
     from_data: list[str]  # quasi-identifiers the pack does not list
     generalized: dict[str, int]
+    hierarchies: dict[str, Hierarchy] = field(default_factory=dict)  # per quasi-identifier column
 
 
 def extract_plan(ctx, year: str | None = None) -> ExtractPlan:
@@ -254,7 +256,10 @@ def extract_plan(ctx, year: str | None = None) -> ExtractPlan:
     give_up = [c for f in reversed(ranked) if f in field_columns for c in field_columns[f]]
     rule = ctx.rule
     k = rule.threshold + (1 if rule.comparison == "<=" else 0)
-    return ExtractPlan(years, data, quasi, give_up, k, fields, from_data, generalized)
+    # A field's hierarchy applies to its released column where the field is not coarsened otherwise.
+    hierarchies = {FIELD_COLUMNS[f][0]: Hierarchy.from_levels(levels) for f, levels in rules.hierarchies.items()
+                   if f in field_columns and not rules.generalize.get(f) and field_columns[f] == FIELD_COLUMNS[f][:1]}
+    return ExtractPlan(years, data, quasi, give_up, k, fields, from_data, generalized, hierarchies)
 
 
 def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
@@ -267,15 +272,17 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
     rules = ctx.policy.pack.fields.quasi_identifiers
     quasi_fields = [f for f in fields if f in rules.fields or f in DESCRIBES_STUDENT]
     extract, report = protect_extract(plan.data, id_col="student_id", year_col="school_year", quasi=quasi, k=k,
-                                      suppression_order=plan.give_up, key=release_key(ctx.request.id))
+                                      suppression_order=plan.give_up, key=release_key(ctx.request.id),
+                                      hierarchies=plan.hierarchies)
     for column, count in generalized.items():
         if column in report.fields:
             report.fields[column].generalized = count
     span = years[0] if len(years) == 1 else f"{years[0]} to {years[-1]}"
     notes = [
         f"De-identified under {ctx.policy.name}: every student, over all the years of this file, is one of at least "
-        f"{k} records with the same {', '.join(quasi) or 'quasi-identifier'} values shown; "
-        f"'Not reported' stands for a withheld value and is shared by at least {k} records.",
+        f"{k} records with the same {', '.join(quasi) or 'quasi-identifier'} values shown; a value is shown as it is, "
+        f"as a group of the policy's, or as 'Not reported' (withheld), and every record shows exactly what at least "
+        f"{k - 1} others show.",
         *report.lines(),
     ]
     if from_data:
@@ -283,6 +290,13 @@ def deidentified_extract(ctx, year: str | None = None) -> StudentFile:
     if generalized:
         notes.append("Generalized: " + ", ".join(f"{f} ({rules.generalize[f].replace('_', ' ')})"
                                                  for f in quasi_fields if rules.generalize.get(f) not in (None, "withhold")))
+    for column, hierarchy in plan.hierarchies.items():
+        domain = sorted(set(plan.data[column].astype(str)))
+        groups = sorted(set(extract[column].astype(str)) - set(domain) - {WITHHELD})
+        if groups:
+            level_of = {g: next(lv for lv in range(1, hierarchy.withheld_level) if hierarchy.members(g, lv, domain)) for g in groups}
+            notes.append(f"{column}: some values shown as a group of the policy's: "
+                         + "; ".join(f"{g} = {', '.join(hierarchy.members(g, level_of[g], domain))}" for g in groups))
     withheld = sorted((set(ctx.request.fields) - set(fields)))
     if withheld:
         notes.append("Not included (identifying, aggregate-only, or withheld as a quasi-identifier under the policy): "
