@@ -182,7 +182,7 @@ def test_the_manifest_records_each_tables_loss_and_the_grade_bands_offer(aggrega
         assert loss["cells_hidden"] == int((table["students"] == "*").sum())
         assert loss["students_hidden"] == summary["students_hidden"]
         for offer in summary.get("bands_offer", []):
-            assert offer["as_asked"] == loss  # both versions protected the same way, this one alone
+            assert offer["as_asked"] == loss  # the table as released beside the banded version alone
             assert offer["banded"]["students_hidden"] < loss["students_hidden"]
             offers.append(name)
     # In 2024-2025 the program's small grades cost students that grade bands would not.

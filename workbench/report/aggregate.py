@@ -409,7 +409,7 @@ def build_table(
     if banded:
         protection["bands"] = {COLUMN_FOR.get(b, b): {k: list(v) for k, v in banded[COLUMN_FOR.get(b, b)].items()}
                                for b in breakdowns if COLUMN_FOR.get(b, b) in banded}
-    offers = _band_offers(ctx, counts, breakdowns, banded, rule)
+    offers = _band_offers(ctx, counts, breakdowns, banded, rule, protection["information_loss"])
     if offers:
         protection["bands_offer"] = offers
     footnotes = _footnotes(ctx, rule, columns)
@@ -442,8 +442,9 @@ def _table_bands(ctx, breakdowns: list[str], chosen: list[str] | None) -> dict[s
     return out
 
 
-def _band_offers(ctx, counts: CountTable, breakdowns: list[str], banded: dict, rule) -> list[dict]:
-    """Both versions' loss, protected alone, for each breakdown the pack could band and this table does not."""
+def _band_offers(ctx, counts: CountTable, breakdowns: list[str], banded: dict, rule, released: dict) -> list[dict]:
+    """For each breakdown the pack could band and this table does not: the table's loss as released
+    and the banded version's, protected alone, when the bands hide strictly fewer students."""
     from workbench.disclosure.bands import compare_bands
 
     offers = []
@@ -453,8 +454,13 @@ def _band_offers(ctx, counts: CountTable, breakdowns: list[str], banded: dict, r
         if not groups or dim in banded:
             continue
         comparison = compare_bands(counts, dim, groups, rule, intervals="proof")
-        if comparison.offered:
-            offers.append(comparison.as_dict())
+        offer = comparison.as_dict()
+        if released["students_hidden"] is not None:
+            offer["as_asked"] = dict(released)
+            offer["offered"] = comparison.banded.is_safe and (
+                comparison.banded_loss.students_hidden < released["students_hidden"])
+        if offer["offered"]:
+            offers.append(offer)
     return offers
 
 
