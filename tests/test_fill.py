@@ -168,3 +168,23 @@ def test_batch_fills_what_it_can_and_lists_what_failed(demo_warehouse, tmp_path)
     assert "a_media.yml" in outcome.stdout and "redirect" in outcome.stdout
     assert "b_broken.yml" in outcome.stderr
     assert (tmp_path / "out" / "DEMO-MEDIA" / "letter.md").exists()
+
+
+def test_the_manifest_records_each_tables_loss_and_the_grade_bands_offer(aggregate_release):
+    result, _, _ = aggregate_release
+    folder = result.release.path
+    manifest = json.loads((folder / "manifest.json").read_text())
+    offers = []
+    for name, summary in manifest["protection"].items():
+        table = pd.read_csv(folder / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)
+        loss = summary["information_loss"]
+        assert loss["cells"] == len(table)
+        assert loss["cells_hidden"] == int((table["students"] == "*").sum())
+        assert loss["students_hidden"] == summary["students_hidden"]
+        for offer in summary.get("bands_offer", []):
+            assert offer["as_asked"] == loss  # the table as released beside the banded version alone
+            assert offer["banded"]["students_hidden"] < loss["students_hidden"]
+            offers.append(name)
+    # In 2024-2025 the program's small grades cost students that grade bands would not.
+    assert offers
+    assert all(f"{name}: by grade band" in result.summary() for name in offers)

@@ -59,8 +59,17 @@ class FillResult:
         suppressed = sum(t.get("suppressed", t.get("primary", 0) + t.get("secondary", 0)) for t in self.tables.values())
         files = len(json.loads((self.release.path / "manifest.json").read_text())["files"])
         state = "unchanged (identical release exists)" if self.release.reused else "released"
-        return (f"{self.request_id}: {self.outcome} ({self.level or 'no data'}) -> {self.release.path} "
-                f"[{files} files, {len(self.tables)} tables, {suppressed} cells suppressed; {state}]")
+        lines = [f"{self.request_id}: {self.outcome} ({self.level or 'no data'}) -> {self.release.path} "
+                 f"[{files} files, {len(self.tables)} tables, {suppressed} cells suppressed; {state}]"]
+        for name, table in sorted(self.tables.items()):
+            for offer in table.get("bands_offer", ()):
+                asked, banded = offer["as_asked"], offer["banded"]
+                lines.append(
+                    f"  {name}: by {offer['breakdown']} band ({', '.join(offer['bands'])}) "
+                    f"{banded['cells_hidden']} cells and {banded['students_hidden']} students would be hidden, "
+                    f"not {asked['cells_hidden']} and {asked['students_hidden']}: "
+                    f"add `bands: [{offer['breakdown']}]` to the request to publish the bands")
+        return "\n".join(lines)
 
 
 def releases_root() -> Path:

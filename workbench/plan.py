@@ -102,6 +102,11 @@ class ReleasePlan:
             out[year] = dict(sorted(tally.items()))
         return out
 
+    @property
+    def bands(self) -> list[str]:
+        """Granted breakdowns the release publishes in the policy's bands."""
+        return [b for b in self.request.bands if b in self.decision.breakdowns]
+
     def summary(self) -> dict[str, Any]:
         """The plan without student IDs, for the manifest and the dashboard."""
         return {
@@ -110,6 +115,7 @@ class ReleasePlan:
             "years": self.years,
             "measures": list(self.decision.measures),
             "breakdowns": list(self.decision.breakdowns),
+            "bands": self.bands,
             "fields": list(self.decision.fields),
             "cohort": {"kind": self.decision.cohort.get("kind"), "source": self.decision.cohort.get("source")},
             "students_by_year": self.counts(),
@@ -192,6 +198,9 @@ def make_plan(request: DataRequest, policy: Policy, warehouse=None, as_of: date 
     from workbench.warehouse import connect
 
     con = warehouse if warehouse is not None and hasattr(warehouse, "table") else connect(warehouse)
+    without = [b for b in request.bands if not policy.bands(b)]
+    if without:
+        raise PlanError(f"bands: policy {policy.name} has no bands for {', '.join(without)}")
     decision = decide(request, policy, con, as_of)
     plan = ReleasePlan(
         request=request,

@@ -176,6 +176,8 @@ class DataRequest(_Strict):
     cohort: CohortSpec | None = None  # None: the whole district
     measures: tuple[str, ...] = ()
     breakdowns: tuple[str, ...] = ()
+    # Breakdowns to publish in the policy's coarser bands (grade: K-5, 6-8, 9-12).
+    bands: tuple[str, ...] = ()
     fields: tuple[StudentField, ...] = ()
     # De-identified requests: the fields the study needs most, most important first; where a
     # value must be withheld, the disclosure step gives up the fields not named here first.
@@ -246,7 +248,7 @@ class DataRequest(_Strict):
                              f"choose from {', '.join(MEASURES)}")
         return value
 
-    @field_validator("breakdowns")
+    @field_validator("breakdowns", "bands")
     @classmethod
     def _known_breakdowns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         from workbench.measures import BREAKDOWNS
@@ -269,10 +271,13 @@ class DataRequest(_Strict):
                 raise ValueError(f"fields: a {self.level} request lists the per-student fields it wants")
             if self.measures or self.breakdowns:
                 raise ValueError(f"measures/breakdowns: a {self.level} request asks for per-student fields instead")
+        unbroken = [b for b in self.bands if b not in self.breakdowns]
+        if unbroken:
+            raise ValueError(f"bands: {', '.join(unbroken)} not among the breakdowns asked for")
         stray = [f for f in self.priority if f not in self.fields]
         if stray:
             raise ValueError(f"priority: {', '.join(stray)} not among the fields asked for")
-        for name in ("measures", "breakdowns", "fields", "priority"):
+        for name in ("measures", "breakdowns", "bands", "fields", "priority"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}: an entry is listed twice")

@@ -57,6 +57,18 @@ def _rule_for(policy: str):
     return load_policy(policy).small_group_rule()
 
 
+def _chosen_bands(policy, dims: list[str], chosen: list[str]) -> dict[str, dict]:
+    """Every dimension the pack has bands for; a name in --bands must be one of them."""
+    available = {dim: policy.bands(dim) for dim in dims if policy.bands(dim)}
+    for name in chosen:
+        if name not in dims:
+            raise InputError(f"--bands: {name} is not one of --dims ({', '.join(dims)})")
+        if name not in available:
+            raise InputError(f"--bands: policy {policy.name} has no bands for {name}"
+                             + (f" (it has bands for {', '.join(available)})" if available else ""))
+    return available
+
+
 @main.command("protect")
 @click.argument("input_csv", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dims", required=True, help="Dimension columns, comma-separated (e.g. school,grade,race).")
@@ -75,8 +87,10 @@ def _rule_for(policy: str):
     is_flag=True,
     help="Also write status, reason and the attacker's intervals: for the analyst only, never for release.",
 )
+@click.option("--bands", "bands", default="", help="Publish these dimensions in the policy's bands (e.g. grade).")
 def protect_command(
-    input_csv: Path, dims: str, count_col: str, policy: str, out: Path | None, intervals: str, analyst: bool
+    input_csv: Path, dims: str, count_col: str, policy: str, out: Path | None, intervals: str, analyst: bool,
+    bands: str,
 ) -> None:
     """Suppress small groups in a count table with all its margins, and prove it safe.
 
@@ -84,15 +98,34 @@ def protect_command(
     row per cell including every margin (`Total`) and its value, empty when suppressed: one mark
     for every suppressed cell, whatever the reason. With --analyst, status, reason and the
     attacker's interval follow; the release check refuses a file with those columns.
+
+    Where the policy has bands for a dimension (grade: K-5, 6-8, 9-12), the banded table is
+    protected too and both are reported; --bands grade publishes the banded one.
     """
-    from workbench.disclosure import protect_tables
+    from workbench.disclosure import CountTable, protect_tables
+    from workbench.disclosure.bands import band_table, compare_bands
+    from workbench.policy import load_policy
 
     dim_list = _split(dims)
     if not dim_list:
         raise InputError("--dims names no column")
+    chosen = _split(bands)
+    pack = load_policy(policy)
+    available = _chosen_bands(pack, dim_list, chosen)
     frame = _read_csv(input_csv)
-    rule = _rule_for(policy)
-    result = protect_tables(frame, dim_list, count_col, rule, intervals=intervals)
+    rule = pack.small_group_rule()
+    table = CountTable.from_frame(frame, dim_list, count_col)
+    original = protect_tables(table, rule=rule, intervals=intervals)
+    for dim, groups in available.items():
+        comparison = compare_bands(table, dim, groups, rule, original=original, intervals=intervals)
+        click.echo(comparison.describe() + ("" if dim in chosen or not comparison.offered
+                                            else f" (publish them with --bands {dim})"), err=True)
+    if chosen:
+        for dim in chosen:
+            table = band_table(table, dim, available[dim])
+        result = protect_tables(table, rule=rule, intervals=intervals)
+    else:
+        result = original
     cells = result.cells
     if not analyst:
         cells = cells[[c for c in cells.columns if c in (*dim_list, "table", "value")]]

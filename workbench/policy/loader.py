@@ -84,6 +84,15 @@ class Policy:
             protect_hidden_sums=groups.protect_hidden_sums,
         )
 
+    def bands(self, dim: str) -> dict[str, tuple[str, ...]] | None:
+        """The pack's bands for a breakdown, named as a breakdown or as its table column (level)."""
+        from workbench.measures import _BREAKDOWN_COLUMN
+
+        for breakdown, groups in self.pack.bands.items():
+            if dim in (breakdown, _BREAKDOWN_COLUMN.get(breakdown)):
+                return groups
+        return None
+
     def business_calendar(self) -> BusinessCalendar:
         cal = self.pack.calendar
         return BusinessCalendar(closures=cal.closures, country=cal.country, subdivision=cal.subdivision)

@@ -363,6 +363,13 @@ class Transparency(_Cited):
     statement: str
 
 
+def _band_label(value: object) -> str:
+    """Categories are matched by their label as a table shows it (kindergarten is K)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"a category is a label or a whole number, not {value!r}")
+    return str(value).strip()
+
+
 class PolicyPack(_Strict):
     name: str
     title: str
@@ -385,6 +392,44 @@ class PolicyPack(_Strict):
     calendar: CalendarRules = CalendarRules()
     transparency: Transparency | None = None
     notices: tuple[Note, ...] = ()
+    # Coarser categories a table may be published with (breakdown -> band label -> the
+    # categories it merges), offered when they hide fewer students; docs/disclosure.md.
+    bands: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _band_labels(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for breakdown, groups in value.items():
+            if not isinstance(groups, dict):
+                raise ValueError(f"{breakdown}: give band label -> list of categories")
+            out[breakdown] = {}
+            for label, members in groups.items():
+                if not isinstance(members, (list, tuple)) or not members:
+                    raise ValueError(f"{breakdown}.{label}: a band lists at least one category")
+                out[breakdown][_band_label(label)] = tuple(_band_label(m) for m in members)
+        return out
+
+    @field_validator("bands")
+    @classmethod
+    def _disjoint_bands(cls, value: dict[str, dict[str, tuple[str, ...]]]) -> dict[str, dict[str, tuple[str, ...]]]:
+        from workbench.measures import BREAKDOWNS
+
+        for breakdown, groups in value.items():
+            if breakdown not in BREAKDOWNS:
+                raise ValueError(f"{breakdown}: not a breakdown; choose from {', '.join(BREAKDOWNS)}")
+            seen: dict[str, str] = {}
+            for label, members in groups.items():
+                for member in members:
+                    if member in seen:
+                        raise ValueError(f"{breakdown}: category {member} is in bands {seen[member]} and {label}")
+                    seen[member] = label
+            for label in groups:
+                if seen.get(label, label) != label:
+                    raise ValueError(f"{breakdown}: band {label} has the name of a category of band {seen[label]}")
+        return value
 
     @model_validator(mode="after")
     def _cross_references(self) -> "PolicyPack":

@@ -126,6 +126,7 @@ def _table_findings(folder: Path, name: str, summary: dict, plan) -> tuple[list[
     if "students" not in header or not all(d in header for d in dims):
         return findings, released
     positions = [header.index(d) for d in dims]
+    findings += _band_findings(label, dims, positions, rows, plan)
     students = header.index("students")
     for row in rows:
         if all(row[i] == TOTAL for i in positions):
@@ -138,6 +139,29 @@ def _table_findings(folder: Path, name: str, summary: dict, plan) -> tuple[list[
                                             f"{len(plan.students(year))} in {year}"))
             break
     return findings, released
+
+
+def _band_findings(label: str, dims: list[str], positions: list[int], rows: list[list[str]], plan) -> list[Finding]:
+    """A breakdown is published in bands exactly when the plan says so."""
+    findings = []
+    granted = set(getattr(plan, "bands", ()) or ())
+    policy = plan.policy()
+    for dim, position in zip(dims, positions):
+        breakdown = _BREAKDOWN_OF_DIM.get(dim, dim)
+        groups = policy.bands(breakdown) or {}
+        members = {m for band in groups.values() for m in band}
+        shown = {row[position] for row in rows if len(row) > position} - {TOTAL}
+        if breakdown in granted:
+            merged = sorted(shown & members - set(groups))
+            if merged:
+                findings.append(Finding(label, dim, "plan", f"the plan publishes {breakdown} in bands, but the table "
+                                                            f"shows {breakdown} {', '.join(merged)}"))
+        else:
+            banded = sorted(shown & set(groups) - members)
+            if banded:
+                findings.append(Finding(label, dim, "plan", f"{breakdown} bands the plan does not grant: "
+                                                            f"{', '.join(banded)}"))
+    return findings
 
 
 def contract_findings(folder: Path, plan, tables: dict[str, dict], con,

@@ -205,7 +205,7 @@ _COMPUTE_COLUMN = {"school": "school_id", "school_level": "level"}
 
 
 def _inner_cells(con, measure: str, subject: str | None, year: str, breakdowns: list[str], dims: list[str],
-                 student_ids, school_names) -> pd.DataFrame:
+                 student_ids, school_names, bands: dict | None = None) -> pd.DataFrame:
     """One row per group: the dims (readable labels) and the measure's sums."""
     result = compute(con, measure, [year], breakdowns, student_ids)
     if subject is not None:
@@ -214,7 +214,26 @@ def _inner_cells(con, measure: str, subject: str | None, year: str, breakdowns: 
     result = _labels(result, dims, school_names)
     for dim in dims:
         result[dim] = result[dim].astype(str)
-    return result
+    return _in_bands(result, dims, bands or {})
+
+
+def _in_bands(cells: pd.DataFrame, dims: list[str], bands: dict[str, dict[str, tuple[str, ...]]]) -> pd.DataFrame:
+    """Groups merged into the bands of the banded dims (sums of every count column), bands in pack order."""
+    if not bands or cells.empty:
+        return cells
+    cells = cells.copy()
+    order = {}
+    for dim, groups in bands.items():
+        band_of = {member: label for label, members in groups.items() for member in members}
+        cells[dim] = cells[dim].map(lambda label: band_of.get(label, label))
+        order[dim] = list(groups)
+    sums = [c for c in cells.columns if c not in dims and pd.api.types.is_numeric_dtype(cells[c])
+            and not pd.api.types.is_bool_dtype(cells[c])]
+    merged = cells.groupby(dims, as_index=False, sort=False)[sums].sum()
+    keys = [merged[d].map(lambda label, d=d: order[d].index(label) if d in order and label in order[d] else len(order.get(d, ())))
+            for d in dims]
+    position = pd.DataFrame({f"_k{i}": k for i, k in enumerate(keys)})
+    return merged.loc[position.sort_values(list(position.columns), kind="stable").index].reset_index(drop=True)
 
 
 def _array(table: CountTable, cells: pd.DataFrame, column: str, what: str) -> np.ndarray:
@@ -247,14 +266,17 @@ def _comparison_layout(table: CountTable, cells: pd.DataFrame) -> CountTable:
     return CountTable(table.name, table.dims, tuple(categories), np.zeros(shape, dtype=np.int64))
 
 
-def _documented_zero(table: CountTable, measure: str) -> np.ndarray | None:
-    """Cells whose grade has no student in the measure by its definition (grade is a dimension)."""
+def _documented_zero(table: CountTable, measure: str, bands: dict | None = None) -> np.ndarray | None:
+    """Cells whose grade (or every grade of its band) has no student in the measure by its definition."""
     grades = GRADES_WITH.get(measure)
     if grades is None or "grade" not in table.dims:
         return None
     axis = table.dims.index("grade")
-    labels = [0 if str(g) == "K" else int(g) for g in table.categories[axis]]
-    without = np.array([g not in grades for g in labels] + [False])
+    members = (bands or {}).get("grade", {})
+    without = np.array([
+        all((0 if str(g) == "K" else int(g)) not in grades for g in members.get(str(label), (label,)))
+        for label in table.categories[axis]
+    ] + [False])
     shape = [1] * len(table.dims)
     shape[axis] = len(without)
     return np.broadcast_to(without.reshape(shape), table.shape).copy()
@@ -286,11 +308,17 @@ def build_table(
     district_comparison: bool = False,
     name: str | None = None,
     title: str | None = None,
+    bands: list[str] | None = None,
 ) -> ReportTable:
     """Compute, protect and code one table for the request's cohort and one school year.
 
     The table joins the release model of its year: it is protected so that it and every table
     of that year published before it are safe together (see the module docstring).
+
+    bands: breakdowns published in the policy's bands (grade: K-5, 6-8, 9-12); by default the
+    ones the request opts into with `bands:`. For a breakdown the pack has bands for and the
+    table does not use, the banded table is protected alone beside the table, and the
+    protection summary records both versions' loss (`bands_offer`).
     """
     year = year or ctx.latest_year
     breakdowns = list(breakdowns)
@@ -300,6 +328,7 @@ def build_table(
         raise ReportTableError("give at least one breakdown (for example grade)")
     dims = [COLUMN_FOR.get(b, b) for b in breakdowns]
     rule = ctx.rule
+    banded = _table_bands(ctx, breakdowns, bands)
     schools = ctx.con.table("schools").select("school_id", "name").to_pandas()
     school_names = dict(zip(schools["school_id"], schools["name"]))
     student_ids = ctx.population(year)
@@ -307,7 +336,8 @@ def build_table(
 
     enrolled = compute(ctx.con, "enrolled", [year], breakdowns, student_ids)
     enrolled = enrolled.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
-    enrolled = _labels(enrolled, dims, school_names)[dims + ["students"]]
+    enrolled = _in_bands(_labels(enrolled, dims, school_names)[dims + ["students"]].astype({d: str for d in dims}),
+                         dims, banded)
     if enrolled.empty:
         raise ReportTableError(f"no students of this cohort are enrolled in {year}")
     for dim in dims:
@@ -318,11 +348,11 @@ def build_table(
     rates: list[RateInput] = []
     attendance_cells = {}
     for column in columns:
-        cells = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, student_ids, school_names)
+        cells = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, student_ids, school_names, banded)
         if column.measure == "attendance_rate":
             attendance_cells[column.key] = (cells, None)
             if district_comparison:
-                district = _inner_cells(ctx.con, column.measure, None, year, breakdowns, dims, None, school_names)
+                district = _inner_cells(ctx.con, column.measure, None, year, breakdowns, dims, None, school_names, banded)
                 attendance_cells[column.key] = (cells, district)
             continue
         what = f"{column.title} ({year})"
@@ -331,10 +361,10 @@ def build_table(
             _array(counts, cells, "students", what),
             _array(counts, cells, "count", what),
             denominator_is_group=column.measure in DENOMINATOR_IS_GROUP,
-            documented_zero=_documented_zero(counts, column.measure),
+            documented_zero=_documented_zero(counts, column.measure, banded),
         ))
         if district_comparison:
-            district = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, None, school_names)
+            district = _inner_cells(ctx.con, column.measure, column.subject, year, breakdowns, dims, None, school_names, banded)
             district_table = _comparison_layout(counts, district)
             rates.append(RateInput(
                 f"{column.key}@district",
@@ -342,7 +372,7 @@ def build_table(
                 _array(district_table, district, "count", what + ", district"),
                 over_group=False,
                 denominator_is_group=False,
-                documented_zero=_documented_zero(district_table, column.measure),
+                documented_zero=_documented_zero(district_table, column.measure, banded),
                 within=column.key,
                 categories=district_table.categories,
             ))
@@ -372,6 +402,16 @@ def build_table(
             _put(frame, f"{column.key}_district", released.rates[f"{column.key}@district"])
 
     protection = dict(released.summary)
+    protection["information_loss"] = {
+        "cells": int(counts.size), "cells_hidden": int(released.summary["suppressed"]),
+        "students_hidden": released.summary["students_hidden"],
+    }
+    if banded:
+        protection["bands"] = {COLUMN_FOR.get(b, b): {k: list(v) for k, v in banded[COLUMN_FOR.get(b, b)].items()}
+                               for b in breakdowns if COLUMN_FOR.get(b, b) in banded}
+    offers = _band_offers(ctx, counts, breakdowns, banded, rule, protection["information_loss"])
+    if offers:
+        protection["bands_offer"] = offers
     footnotes = _footnotes(ctx, rule, columns)
     table_title = title or f"{year}: " + ", ".join(c.title for c in columns) + " by " + ", ".join(DIM_TITLES.get(d, d) for d in dims)
     return ReportTable(
@@ -385,6 +425,43 @@ def build_table(
         protection=protection,
         footnotes=footnotes,
     )
+
+
+def _table_bands(ctx, breakdowns: list[str], chosen: list[str] | None) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The policy's bands for the breakdowns this table publishes banded (table column -> bands)."""
+    if chosen is None:
+        chosen = list(getattr(ctx.request, "bands", ()) or ())
+    out = {}
+    for breakdown in chosen:
+        if breakdown not in breakdowns:
+            continue  # the request's bands apply to the tables that have that breakdown
+        groups = ctx.policy.bands(breakdown)
+        if not groups:
+            raise ReportTableError(f"bands: policy {ctx.policy.name} has no bands for {breakdown}")
+        out[COLUMN_FOR.get(breakdown, breakdown)] = groups
+    return out
+
+
+def _band_offers(ctx, counts: CountTable, breakdowns: list[str], banded: dict, rule, released: dict) -> list[dict]:
+    """For each breakdown the pack could band and this table does not: the table's loss as released
+    and the banded version's, protected alone, when the bands hide strictly fewer students."""
+    from workbench.disclosure.bands import compare_bands
+
+    offers = []
+    for breakdown in breakdowns:
+        dim = COLUMN_FOR.get(breakdown, breakdown)
+        groups = ctx.policy.bands(breakdown)
+        if not groups or dim in banded:
+            continue
+        comparison = compare_bands(counts, dim, groups, rule, intervals="proof")
+        offer = comparison.as_dict()
+        if released["students_hidden"] is not None:
+            offer["as_asked"] = dict(released)
+            offer["offered"] = comparison.banded.is_safe and (
+                comparison.banded_loss.students_hidden < released["students_hidden"])
+        if offer["offered"]:
+            offers.append(offer)
+    return offers
 
 
 def _put(frame: pd.DataFrame, key: str, displays: list[RateDisplay]) -> None:
