@@ -188,10 +188,19 @@ def _manifest(request: DataRequest, plan: ReleasePlan, policy: Policy, template:
         "software": {"workbench": __version__},
         "template": template,
         "plan": plan.summary(),
-        "protection": tables,
+        "protection": {name: _recipient_view(summary) for name, summary in tables.items()},
         "released": check.released,
         "release_check": {"passed": check.passed, "artifacts": len(check.artifacts)},
     }
+
+
+# Figures about versions of a table that were never released: the release audit does not model
+# them, so they stay with the analyst (printed by fill) and never reach the recipient's manifest.
+_ANALYST_ONLY_SUMMARY = ("bands_offer",)
+
+
+def _recipient_view(summary: dict) -> dict:
+    return {key: value for key, value in summary.items() if key not in _ANALYST_ONLY_SUMMARY}
 
 
 def _registered_policy(register, request_id: str) -> str | None:
