@@ -83,6 +83,7 @@ notebook-outputs: $(STAMP) $(REFERENCE_DISTRICT)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,spark,bench]'
 	$(BIN)/python benchmarks/warehouse_benchmark.py
+	$(BIN)/python benchmarks/engines_benchmark.py
 	$(BIN)/python benchmarks/disclosure_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
 	$(BIN)/python benchmarks/fill_benchmark.py
