@@ -19,7 +19,9 @@ For each size (student-years over three school years: 1,000,000 is about 333,000
    includes the engine's work; Spark's JVM and PostgreSQL's server are other processes, so their
    peaks are the workbench's alone. Every engine's result is checked identical to DuckDB's.
 
-Results go to benchmarks/results/engines.json and benchmarks/results/engines.md.
+Results go to benchmarks/results/engines.json and benchmarks/results/engines.md; sizes measured
+earlier and not in this run are kept. A size whose generation would not fit in this machine's memory
+is listed as not run, with the command to run it elsewhere.
 """
 
 from __future__ import annotations
@@ -159,20 +161,31 @@ def write_results(sizes: list[dict], not_run: list[str], repeats: int) -> None:
         "Python's own allocations (tracemalloc). DuckDB runs inside the workbench process, so its resident peak "
         "includes the engine; Spark's JVM and the PostgreSQL server are other processes and are not counted.",
         "",
-        "| student-years | engine | facts rows | cells back | connect (s) | first (s) | median (s) | "
+        "Facts rows: the per-student facts of the school year the measure is over (one row per student), which "
+        "stay in the engine; cells back: the rows of the table that reaches Python. Ratios are against DuckDB in "
+        "the same run.",
+        "",
+        "| student-years | engine | facts rows | cells back | connect (s) | first (s) | median (s) | median / DuckDB | "
         "process peak (MB) | Python allocations peak (MB) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
+        peer = size["engines"].get("duckdb")
         for engine, f in size["engines"].items():
+            ratio = round(f["median_s"] / peer["median_s"], 1) if peer else ""
             lines.append(f"| {size['student_years']:,} | {engine} | {f['facts_rows']:,} | {f['cells']:,} | "
-                         f"{f['connect_s']} | {f['first_s']} | {f['median_s']} | {f['peak_mb']:,} | "
+                         f"{f['connect_s']} | {f['first_s']} | {f['median_s']} | {ratio} | {f['peak_mb']:,} | "
                          f"{f['python_alloc_peak_mb']} |")
     lines += ["", "Generating the district as Parquet (`workbench data generate --format parquet`):", "",
               "| student-years | students a year | wall time (s) | peak memory (MB) | Parquet (MB) |",
               "|---:|---:|---:|---:|---:|"]
     lines += [f"| {s['student_years']:,} | {s['students_per_year']:,} | {s['generate_parquet_s']} | "
               f"{s['generate_peak_mb']:,} | {s['parquet_mb']} |" for s in sizes]
+    loads = [s for s in sizes if "postgres_generate_and_load_s" in s]
+    if loads:
+        lines += ["", "PostgreSQL: `workbench data generate --out postgresql://...` (generating again and loading with COPY): "
+                  + ", ".join(f"{s['postgres_generate_and_load_s']} s at {s['student_years']:,} student-years"
+                              for s in loads) + "."]
     if not_run:
         lines += ["", "Not run:", ""] + [f"- {item}" for item in not_run]
     lines.append("")
@@ -187,11 +200,25 @@ def main() -> None:
     parser.add_argument("--max-generate-memory-gb", type=float, default=None,
                         help="Skip sizes whose generation would need more memory than this (default: 80%% of "
                              "this machine's memory): the generator builds the district in memory.")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Rewrite engines.md from engines.json without running anything.")
     args = parser.parse_args()
+    if args.report_only:
+        earlier = json.loads((RESULTS / "engines.json").read_text())
+        write_results(earlier["sizes"], earlier["not_run"], earlier["repeats"])
+        return
     sizes = [int(s) for s in args.student_years.split(",") if s]
     total_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     limit_gb = args.max_generate_memory_gb or 0.8 * total_gb
     results, not_run = [], []
+    # Sizes measured by an earlier run and not this one are kept, so sizes can be run one at a time.
+    earlier_file = RESULTS / "engines.json"
+    earlier = json.loads(earlier_file.read_text())["sizes"] if earlier_file.exists() else []
+    kept = [size for size in earlier if size["student_years"] not in sizes]
+
+    def write_all() -> None:
+        write_results(sorted(kept + results, key=lambda size: size["student_years"]), not_run, args.repeats)
+
     with tempfile.TemporaryDirectory() as scratch:
         for student_years in sizes:
             # The generator holds the district in memory: about 2.2 GB per million student-years
@@ -204,8 +231,8 @@ def main() -> None:
                 print(not_run[-1], flush=True)
                 continue
             results.append(run_size(student_years, args.repeats, student_years <= args.postgres_up_to, Path(scratch)))
-            write_results(results, not_run, args.repeats)
-    write_results(results, not_run, args.repeats)
+            write_all()
+    write_all()
     print(f"results in {RESULTS / 'engines.md'}")
 
 
