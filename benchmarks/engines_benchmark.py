@@ -150,8 +150,9 @@ def write_results(sizes: list[dict], not_run: list[str], repeats: int) -> None:
     lines = [
         "# Engines benchmark: DuckDB, Spark (local mode) and PostgreSQL on the same district",
         "",
-        "Command: `.venv/bin/python benchmarks/engines_benchmark.py` "
-        f"({os.cpu_count()} cores, shared with other work while it ran)",
+        "Command: `.venv/bin/python benchmarks/engines_benchmark.py [--student-years N,N...]` (default "
+        "1,000,000 and 10,000,000; sizes from earlier runs are kept, so each row may come from its own run). "
+        f"{os.cpu_count()} cores, shared with other work while it ran.",
         "",
         f"Measure: chronic absence by {BREAKDOWN.replace(',', ' x ')}, one school year ({YEAR}), computed in a fresh "
         "workbench process per engine; every engine's table is checked identical to DuckDB's. First call: builds "
@@ -210,11 +211,13 @@ def main() -> None:
     sizes = [int(s) for s in args.student_years.split(",") if s]
     total_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     limit_gb = args.max_generate_memory_gb or 0.8 * total_gb
-    results, not_run = [], []
+    results = []
     # Sizes measured by an earlier run and not this one are kept, so sizes can be run one at a time.
     earlier_file = RESULTS / "engines.json"
-    earlier = json.loads(earlier_file.read_text())["sizes"] if earlier_file.exists() else []
-    kept = [size for size in earlier if size["student_years"] not in sizes]
+    earlier = json.loads(earlier_file.read_text()) if earlier_file.exists() else {"sizes": [], "not_run": []}
+    kept = [size for size in earlier["sizes"] if size["student_years"] not in sizes]
+    not_run = [item for item in earlier.get("not_run", [])
+               if int(item.split(" ", 1)[0].replace(",", "")) not in sizes]
 
     def write_all() -> None:
         write_results(sorted(kept + results, key=lambda size: size["student_years"]), not_run, args.repeats)
@@ -226,7 +229,8 @@ def main() -> None:
             needed_gb = 2.2 * student_years / 1e6
             if needed_gb > limit_gb:
                 not_run.append(f"{student_years:,} student-years: generating it needs about {needed_gb:.0f} GB of "
-                               f"memory and this machine has {total_gb:.0f} GB. On a larger machine: "
+                               f"memory, more than the {limit_gb:.0f} GB allowed here ({total_gb:.0f} GB machine, "
+                               "shared). On a larger machine: "
                                f"`.venv/bin/python benchmarks/engines_benchmark.py --student-years {student_years}`")
                 print(not_run[-1], flush=True)
                 continue
