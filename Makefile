@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean notebook-outputs chromium postgresql
+.PHONY: demo test venv bench clean notebook-outputs chromium postgresql java
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,spark]'
 	$(BIN)/workbench kernel install
 	touch $(STAMP)
 
@@ -59,7 +59,13 @@ POSTGRES_BIN_GLOB := /usr/lib/postgresql/*/bin/initdb
 postgresql:
 	$(call debian_package,postgresql,ls $(POSTGRES_BIN_GLOB) >/dev/null 2>&1,the cross-engine tests)
 
-test: $(STAMP) $(REFERENCE_DISTRICT) chromium postgresql
+# The Spark tests run Spark in local mode (pyspark from PyPI), which needs a Java runtime, 17 or later.
+# Debian's openjdk packages fail to configure where /usr/share/man/man1 is missing (slim images).
+java:
+	@mkdir -p /usr/share/man/man1 2>/dev/null || true
+	$(call debian_package,default-jre-headless,command -v java >/dev/null 2>&1,the Spark tests)
+
+test: $(STAMP) $(REFERENCE_DISTRICT) chromium postgresql java
 	$(BIN)/python -m pytest
 	$(NOTEBOOK_ENV) $(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 	# The analyst notebooks hold live forms and no stored outputs: they must run without error.
@@ -75,8 +81,9 @@ notebook-outputs: $(STAMP) $(REFERENCE_DISTRICT)
 	done
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,spark,bench]'
 	$(BIN)/python benchmarks/warehouse_benchmark.py
+	$(BIN)/python benchmarks/engines_benchmark.py
 	$(BIN)/python benchmarks/disclosure_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
 	$(BIN)/python benchmarks/fill_benchmark.py

@@ -9,7 +9,7 @@ from workbench.schema import write_warehouse
 from workbench.synthetic import generate_district
 from workbench.warehouse import connect
 
-pytest_plugins = ["tests.browser_fixtures", "tests.postgres_fixtures"]
+pytest_plugins = ["tests.browser_fixtures", "tests.postgres_fixtures", "tests.spark_fixtures"]
 
 SMALL_DISTRICT_STUDENTS = 2_500
 SMALL_DISTRICT_SEED = 7

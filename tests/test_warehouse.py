@@ -39,3 +39,18 @@ def test_default_connection_is_read_only(tiny_warehouse_path):
     con = connect(tiny_warehouse_path)
     with pytest.raises(Exception):
         con.raw_sql("DELETE FROM students")
+
+
+def test_a_folder_that_is_not_a_parquet_warehouse_is_refused(tmp_path):
+    (tmp_path / "students").mkdir()
+    with pytest.raises(WarehouseError, match="not a Parquet warehouse"):
+        connect(tmp_path)
+
+
+def test_a_spark_url_is_checked_before_spark_starts(tmp_path):
+    from workbench.spark import SparkProblem
+
+    with pytest.raises(SparkProblem, match="no Parquet warehouse at"):
+        connect(f"spark://{tmp_path}/missing")
+    with pytest.raises(SparkProblem, match="unknown parameter 'memory'"):
+        connect(f"spark://{tmp_path}?memory=8g")

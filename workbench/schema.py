@@ -7,6 +7,7 @@ docs/warehouse.md explains each column. The generator and test fixtures both wri
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -133,6 +134,15 @@ def require_postgres(url: str) -> None:
         raise WarehouseError(f"cannot reach the PostgreSQL warehouse: {str(exc).strip()}") from None
 
 
+# Tables with a school year are written as Parquet partitioned by it (hive-style folders such as
+# `attendance/school_year=2025-2026/`), so an engine reading one year reads only that folder.
+PARTITION_COLUMN = "school_year"
+
+
+def partitioned(table: str) -> bool:
+    return PARTITION_COLUMN in SCHEMA[table]
+
+
 def _checked(frames: dict[str, pd.DataFrame]) -> None:
     unknown = sorted(set(frames) - set(SCHEMA))
     if unknown:
@@ -247,3 +257,69 @@ def write_postgres_warehouse(url: str, frames: dict[str, pd.DataFrame]) -> str:
     finally:
         caster.close()
     return url
+
+
+PARQUET_MARKER = "warehouse_info"  # every Parquet warehouse has this table's folder
+
+
+def is_parquet_warehouse(folder: str | os.PathLike) -> bool:
+    """A folder `write_parquet_warehouse` wrote (or one laid out the same way)."""
+    return (Path(folder) / PARQUET_MARKER).is_dir()
+
+
+def write_parquet_warehouse(folder: str | os.PathLike, frames: dict[str, pd.DataFrame]) -> Path:
+    """Write every table of SCHEMA as Parquet into `folder`, one sub-folder per table.
+
+    Tables with a school year are partitioned by it (`attendance/school_year=2025-2026/data_0.parquet`);
+    the others are one file (`schools/data_0.parquet`). Values are cast by DuckDB to the schema's
+    types first, the same casts as the DuckDB warehouse, so Spark, DuckDB and anything else that
+    reads Parquet see the same values and types. The folder is written under a temporary name and
+    swapped into place: a failure leaves the previous warehouse as it was. A folder that holds
+    something other than a Parquet warehouse is never replaced.
+    """
+    _checked(frames)
+    target = Path(folder)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not is_parquet_warehouse(target))):
+        raise SchemaError(f"{target} exists and is not a Parquet warehouse; give a new or empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    con = duckdb.connect()
+    try:
+        for table, columns in SCHEMA.items():
+            frame = frames.get(table)
+            if frame is None or frame.empty:
+                frame = pd.DataFrame({name: pd.Series([], dtype="object") for name in columns})
+            con.register("incoming", pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
+            select = f"SELECT {_casts(columns)} FROM incoming ORDER BY {_sort_key(table)}"
+            where = partial / table
+            if partitioned(table) and len(frame):
+                con.execute(f"COPY ({select}) TO '{_quoted(where)}' "
+                            f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}))")
+            else:
+                # An empty table is one file with every column, so readers still learn its schema.
+                where.mkdir()
+                con.execute(f"COPY ({select}) TO '{_quoted(where / 'data_0.parquet')}' (FORMAT parquet)")
+            con.unregister("incoming")
+    except BaseException:
+        con.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    con.close()
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        os.replace(target, previous)
+    os.replace(partial, target)
+    shutil.rmtree(previous, ignore_errors=True)
+    return target
+
+
+def _sort_key(table: str) -> str:
+    """Rows in key order: the same district gives the same files, byte for byte."""
+    return ", ".join(f'"{name}"' for name in SCHEMA[table])
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,4 +1,5 @@
-"""One way into the warehouse: an Ibis connection to the DuckDB file or any Ibis URL."""
+"""One way into the warehouse: an Ibis connection to the DuckDB file, a folder of Parquet tables
+(read by DuckDB or by Spark), or any Ibis URL."""
 
 from __future__ import annotations
 
@@ -47,14 +48,21 @@ def _is_url(location: str) -> bool:
 def connect(location: str | os.PathLike | None = None, *, read_only: bool = True) -> BaseBackend:
     """Connect to the warehouse.
 
-    `location` is an Ibis URL (``postgresql://...``, ``duckdb:///file``) or a path to a DuckDB
-    file. Without it the configured warehouse is used (see docs/warehouse.md).
+    `location` is an Ibis URL (``postgresql://...``, ``duckdb:///file``), ``spark:///folder`` (a
+    folder of Parquet tables read by Spark), or a path to a DuckDB file or to a folder of Parquet
+    tables (read by DuckDB). Without it the configured warehouse is used (see docs/warehouse.md).
     """
     where = warehouse_location(location)
     if where.startswith("duckdb://"):
         # Open DuckDB files through the path branch so they get the same read-only handling.
         where = where.removeprefix("duckdb://")
-    if _is_url(where):
+    if where.startswith(SPARK_SCHEME):
+        from workbench.spark import connect_spark
+
+        con = connect_spark(where)
+    elif not _is_url(where) and Path(where).is_dir():
+        con = _duckdb_over_parquet(Path(where))
+    elif _is_url(where):
         try:
             con = ibis.connect(where)
         except Exception as exc:  # driver errors vary by backend; the URL itself is not secret-free
@@ -77,6 +85,38 @@ def connect(location: str | os.PathLike | None = None, *, read_only: bool = True
     if missing:
         raise WarehouseError(f"the warehouse at {where} lacks tables: {', '.join(missing)}")
     _remember_schemas(con)
+    return con
+
+
+SPARK_SCHEME = "spark://"
+
+
+def parquet_reader_sql(folder: Path, table: str) -> str:
+    """A DuckDB query reading one table of a Parquet warehouse with the schema's types and order."""
+    from workbench.schema import SCHEMA, partitioned
+
+    files = str(folder / table / "**" / "*.parquet").replace("'", "''")
+    options = ", hive_partitioning = true, hive_types = {'school_year': VARCHAR}" if partitioned(table) else ""
+    columns = ", ".join(f'CAST("{name}" AS {sqltype}) AS "{name}"' for name, sqltype in SCHEMA[table].items())
+    return f"SELECT {columns} FROM read_parquet('{files}'{options})"
+
+
+def _duckdb_over_parquet(folder: Path) -> BaseBackend:
+    """An in-memory DuckDB whose warehouse tables are views over the folder's Parquet files: the
+    files are read where they lie, one school year's folder at a time when a query asks for one."""
+    from workbench.schema import SCHEMA, is_parquet_warehouse
+
+    if not is_parquet_warehouse(folder):
+        raise WarehouseError(f"{folder} is a folder but not a Parquet warehouse (no {folder / 'warehouse_info'}); "
+                             "write one with `workbench data generate --format parquet --out FOLDER`")
+    con = ibis.duckdb.connect()
+    present = {path.name for path in folder.iterdir() if path.is_dir()}
+    for table in SCHEMA:
+        if table in present:
+            try:
+                con.raw_sql(f'CREATE VIEW "{table}" AS {parquet_reader_sql(folder, table)}')
+            except Exception as exc:  # noqa: BLE001 - duckdb's IOException, BinderException, ...
+                raise WarehouseError(f"cannot read table {table} in {folder}: {type(exc).__name__}") from None
     return con
 
 

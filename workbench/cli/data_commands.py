@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from workbench.cli import main
-from workbench.config import DEFAULT_WAREHOUSE_PATH
+from workbench.config import DEFAULT_PARQUET_PATH, DEFAULT_WAREHOUSE_PATH
 
 
 @main.group("data")
@@ -22,25 +22,42 @@ def data_group() -> None:
 @click.option("--years", default="2023-2024,2024-2025,2025-2026", show_default=True,
               help="Consecutive school years, comma-separated.")
 @click.option("--seed", default=20261122, show_default=True, type=int, help="Random seed; same seed, same district.")
-@click.option("--out", default=str(DEFAULT_WAREHOUSE_PATH), show_default=True,
-              help="DuckDB file to write (replaced atomically), or a postgresql:// URL to load "
-                   "(its warehouse tables are replaced in one transaction).")
+@click.option("--out", default=None,
+              help="Where to write: a DuckDB file (replaced atomically; default "
+                   f"{DEFAULT_WAREHOUSE_PATH}), a folder with --format parquet, or a postgresql:// URL "
+                   "to load (its warehouse tables are replaced in one transaction).")
+@click.option("--format", "out_format", type=click.Choice(["duckdb", "parquet"]), default="duckdb",
+              show_default=True,
+              help="For a path: one DuckDB file, or a folder of Parquet tables partitioned by school "
+                   "year that Spark, DuckDB and other engines read (default folder "
+                   f"{DEFAULT_PARQUET_PATH}).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def generate_command(students: int, years: str, seed: int, out: str, quiet: bool) -> None:
-    """Generate a synthetic district (no real students) into a DuckDB file or PostgreSQL."""
-    from workbench.schema import is_postgres_url, write_warehouse
+def generate_command(students: int, years: str, seed: int, out: str | None, out_format: str, quiet: bool) -> None:
+    """Generate a synthetic district (no real students) into a DuckDB file, Parquet or PostgreSQL."""
+    from workbench.schema import is_parquet_warehouse, is_postgres_url, write_parquet_warehouse, write_warehouse
     from workbench.synthetic import generate_district, parse_years
 
     try:
         school_years = parse_years(years)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--years") from exc
+    if out is None:
+        out = str(DEFAULT_PARQUET_PATH if out_format == "parquet" else DEFAULT_WAREHOUSE_PATH)
     to_postgres = is_postgres_url(out)
+    if to_postgres and out_format == "parquet":
+        raise click.BadParameter("--format parquet writes a folder; give a path, not a URL", param_hint="--out")
     if not to_postgres:
         if "://" in out:
-            raise click.BadParameter("give a DuckDB file path or a postgresql:// URL", param_hint="--out")
-        if Path(out).is_dir():
-            raise click.BadParameter(f"{out} is a folder; give the DuckDB file to write", param_hint="--out")
+            raise click.BadParameter("give a DuckDB file path, a folder (with --format parquet) or a "
+                                     "postgresql:// URL", param_hint="--out")
+        target = Path(out)
+        if out_format == "duckdb" and target.is_dir():
+            raise click.BadParameter(f"{out} is a folder; give the DuckDB file to write, or add "
+                                     "--format parquet", param_hint="--out")
+        if out_format == "parquet" and target.exists() and (
+                not target.is_dir() or (any(target.iterdir()) and not is_parquet_warehouse(target))):
+            raise click.BadParameter(f"{out} exists and is not a Parquet warehouse; give a new or empty "
+                                     "folder (nothing in it is replaced)", param_hint="--out")
     else:
         from workbench.schema import require_postgres
 
@@ -55,7 +72,10 @@ def generate_command(students: int, years: str, seed: int, out: str, quiet: bool
         click.echo(f"Generating {students:,} students for {', '.join(school_years)} (seed {seed})", err=True)
     tables = generate_district(students, school_years, seed, progress=progress)
     progress("writing the warehouse")
-    write_warehouse(out if to_postgres else Path(out), tables)
+    if out_format == "parquet":
+        write_parquet_warehouse(out, tables)
+    else:
+        write_warehouse(out if to_postgres else Path(out), tables)
     if not quiet:
         rows = sum(len(frame) for frame in tables.values())
         if to_postgres:
@@ -63,6 +83,9 @@ def generate_command(students: int, years: str, seed: int, out: str, quiet: bool
 
             where = make_url(out).render_as_string(hide_password=True)
             size = ""
+        elif out_format == "parquet":
+            written = sum(f.stat().st_size for f in Path(out).rglob("*.parquet"))
+            where, size = out, f"Parquet, {written / 1e6:.1f} MB, "
         else:
             where, size = out, f"{Path(out).stat().st_size / 1e6:.1f} MB, "
         click.echo(
