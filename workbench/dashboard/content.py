@@ -29,10 +29,13 @@ from workbench.disclosure.rates import NOT_APPLICABLE
 from workbench.release.store import ReleaseError, ReleaseStore
 
 STYLE = """<style>
+.workbench-release {min-width: 0; max-width: 100%}
+.widget-html:has(.workbench-release), .widget-html-content:has(.workbench-release) {min-width: 0; max-width: 100%;
+  overflow-x: hidden}
 .workbench-release h2 {margin-top: 0.5em; overflow-wrap: anywhere}
 .workbench-facts {display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.2em 1em}
-.workbench-facts dt {font-weight: bold}
-.workbench-facts dd {margin: 0; overflow-wrap: anywhere}
+.workbench-facts dt {font-weight: bold; grid-column: 1}
+.workbench-facts dd {margin: 0; overflow-wrap: anywhere; grid-column: 2}
 .workbench-filters {display: flex; flex-wrap: wrap; gap: 0.5em 1em; align-items: flex-end; margin: 1em 0;
   padding: 0.6em 0.8em; border: 1px solid #bbb; border-radius: 4px; background: #f6f8fa}
 .workbench-filter {display: flex; flex-direction: column; min-width: 0; max-width: 100%}
@@ -41,8 +44,8 @@ STYLE = """<style>
 .workbench-legend {font-size: 0.85em; border-left: 4px solid #2f6f9f; padding: 0.2em 0.8em; margin: 1em 0}
 .workbench-legend p {margin: 0.2em 0}
 .workbench-legend dl {display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 0.2em 0.8em; margin: 0}
-.workbench-legend dt {font-weight: bold}
-.workbench-legend dd {margin: 0}
+.workbench-legend dt {font-weight: bold; grid-column: 1}
+.workbench-legend dd {margin: 0; grid-column: 2}
 .workbench-table-block {margin: 1.5em 0}
 .workbench-table-scroll {overflow-x: auto; max-width: 100%}
 .workbench-table-scroll:focus {outline: 2px solid #2f6f9f}

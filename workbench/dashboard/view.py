@@ -80,10 +80,9 @@ def start(environ=os.environ) -> widgets.Widget:
         for name, all_label, choices in (("year", "All school years", options.years),
                                          ("measure", "All measures", options.measures),
                                          ("group", "All groups", options.groups)):
-            chooser = choosers[name]
-            with chooser.hold_trait_notifications():
-                chooser.options = [(all_label, "")] + [(label, value) for value, label in choices]
-                chooser.value = ""
+            # New options select their first entry, "all" ("content" is unset: no render meanwhile).
+            choosers[name].options = [(all_label, "")] + [(label, value) for value, label in choices]
+            choosers[name].value = ""
         shown["content"] = content
         render()
 
