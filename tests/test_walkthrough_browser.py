@@ -239,14 +239,23 @@ def test_the_template_previews_the_saved_request(page, lab, project):
     _open_notebook(page, lab, "templates/partner_aggregate.ipynb")
     _dismiss_notifications(page)
     notebook = page.locator(".jp-NotebookPanel:visible")  # the intake notebook stays open in its own tab
-    parameters = notebook.locator(".jp-CodeCell").first
-    parameters.locator(".cm-content").click()
+    parameters = notebook.locator(".jp-CodeCell").first.locator(".cm-content")
+    # Edit the parameters cell as a person does: click into it (edit mode), replace its text.
+    parameters.click()
+    page.wait_for_selector(".jp-NotebookPanel:visible .jp-Notebook.jp-mod-editMode", timeout=SLOW_MS)
     page.keyboard.press("Control+a")
-    page.keyboard.type(f'request_file = "../data/requests/{REQUEST_ID}.yml"\npolicy = None\nas_of = "{AS_OF}"\n'
-                       "output_dir = None\nplan_file = None\n")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(f'request_file = "../data/requests/{REQUEST_ID}.yml"\npolicy = None\n'
+                              f'as_of = "{AS_OF}"\noutput_dir = None\nplan_file = None\n')
+    page.keyboard.press("Escape")
+    assert f"{REQUEST_ID}.yml" in parameters.inner_text() and "demo" not in parameters.inner_text()
     _run_all(page)
-    page.wait_for_selector(f".jp-OutputArea-output:has-text('Request {REQUEST_ID}')", timeout=SLOW_MS)
-    _wait_until_idle(page)
+    try:
+        page.wait_for_selector(f".jp-OutputArea-output:has-text('Request {REQUEST_ID}')", timeout=SLOW_MS)
+        _wait_until_idle(page)
+    except Exception:
+        screenshot(page, "failed_template_run")  # ignored by git; shows where the run stopped
+        raise
     outputs = notebook.inner_text()
     assert "Northside Youth Club" in outputs and "Traceback" not in outputs
     table = notebook.locator(".workbench-report-table").first
