@@ -199,7 +199,7 @@ def pinned(tables: list[Table], method: Method, facts: dict[str, Facts], protect
 def _read_rate(program: _Program, method: Method, text: str, m: int, y: int) -> None:
     if text in ("*", DAGGER):
         return
-    if text == "":
+    if text in ("", "n/a"):  # no denominator (written "n/a" since blanks read as missing data)
         program.bound(m, high=0.0)
         return
     match = _PERCENT.match(text)

@@ -2,7 +2,8 @@
 
 Two partners' aggregate releases are filled from the demo district into a private store; the
 server runs in both modes: static (pre-rendered pages, the default) and live (Voila kernels from a
-preheated pool, with a warehouse setting in its environment that its kernels must not inherit). Screenshots go to tests/screenshots/ (ignored).
+preheated pool, with a warehouse setting in its environment that its kernels must not inherit). Screenshots go to tests/screenshots/ (ignored). Filters and a phone-wide
+screen are checked in both modes, with axe-core's accessibility rules.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.browser_fixtures import screenshot
+from tests.browser_fixtures import accessibility_problems, screenshot, sideways_scroll
 from workbench.config import DATA_DIR
 from workbench.fill import fill
 from workbench.release.store import ReleaseStore
@@ -206,12 +207,66 @@ def test_dashboard_shows_the_release_and_every_number_matches_its_files(page, mo
     screenshot(page, f"dashboard_partner_release_{mode}")
 
 
+def _choose(page, mode: str, name: str, label: str) -> None:
+    """Pick a filter as a person would: the form and its Show button, or the live page's dropdown."""
+    if mode == "static":
+        page.select_option(f"#workbench-filter-{name}", label=label)
+        page.locator("form.workbench-filters button[type=submit]").click()
+        page.wait_for_load_state()
+    else:
+        page.locator(f".workbench-filter-{name} select").select_option(label=label)
+
+
+def _shown_tables(page) -> list[str]:
+    return page.locator("section.workbench-table-block").evaluate_all("s => s.map(e => e.dataset.table)")
+
+
+@pytest.mark.parametrize("mode", ["static", "live"])
+def test_filters_pick_released_tables_and_columns_on_a_phone(chromium, mode, request):
+    server = request.getfixturevalue("static_server" if mode == "static" else "server")
+    folder = server["store"].path_for(P04_RELEASE)
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        _sign_in(page, server, P04_TOKEN)
+        page.wait_for_selector(f".workbench-release[data-release='{P04_RELEASE}']", timeout=RENDER_TIMEOUT_MS)
+        released = sorted(p.stem for p in (folder / "tables").glob("*.csv"))
+        assert sorted(_shown_tables(page)) == released
+        assert sideways_scroll(page) <= 0  # a phone never scrolls the page sideways; wide tables scroll in place
+        for scroller in page.locator(".workbench-table-scroll").all():
+            box = scroller.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 0.5
+        problems = accessibility_problems(page, None if mode == "static" else ".workbench-release")
+        assert problems == [], problems
+
+        _choose(page, mode, "year", "2024-2025")
+        page.wait_for_function("() => document.querySelectorAll('section.workbench-table-block').length === 1",
+                               timeout=RENDER_TIMEOUT_MS)
+        assert _shown_tables(page) == ["by_grade_2024-2025"]
+        _choose(page, mode, "measure", "Chronically absent")
+        page.wait_for_function("() => document.querySelectorAll('section.workbench-table-block th').length === 3",
+                               timeout=RENDER_TIMEOUT_MS)
+        expected = _expected_rows(folder / "tables" / "by_grade_2024-2025.csv")
+        header = pd.read_csv(folder / "tables" / "by_grade_2024-2025.csv", nrows=0).columns
+        shown = [c for c in header if not c.endswith("_percent")]
+        keep = [0, 1, shown.index("chronic_absence")]
+        assert _rendered_tables(page)["by_grade_2024-2025"] == [[row[i] for i in keep] for row in expected]
+        assert page.locator(".workbench-showing").inner_text() == "Showing tables for: 2024-2025; Chronically absent."
+        _choose(page, mode, "group", "Gender")
+        page.wait_for_selector(".workbench-no-match", timeout=RENDER_TIMEOUT_MS)  # no gender table that year
+        assert _shown_tables(page) == []
+        assert sideways_scroll(page) <= 0
+        screenshot(page, f"dashboard_filters_phone_{mode}")
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("mode", ["static", "live"])
 def test_a_second_partner_sees_only_its_release_and_cannot_open_the_first(page, mode, request):
     server = request.getfixturevalue("static_server" if mode == "static" else "server")
     _sign_in(page, server, P02_TOKEN)
     page.wait_for_selector(f".workbench-release[data-release='{P02_RELEASE}']", timeout=RENDER_TIMEOUT_MS)
-    menu = "select option" if mode == "live" else "nav.workbench-menu li a"
+    menu = ".widget-dropdown:has(label:has-text('Report')) select option" if mode == "live" else "nav.workbench-menu li a"
     options = page.locator(menu).all_inner_texts()
     assert len(options) == 1 and options[0].startswith(P02_RELEASE)
     assert P04_RELEASE not in page.content()

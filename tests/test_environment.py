@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # conda-forge splits some pip packages; the conda name that carries the same code.
 CONDA_NAME = {"ibis-framework": "ibis-framework-core"}
 PIP_ONLY_EXTRAS = {"bench"}  # pip only (not on conda-forge)
+PIP_ONLY_PACKAGES = {"axe-playwright-python"}  # listed under environment.yml's pip: block
 
 
 def requirement(text: str) -> tuple[str, str]:
@@ -32,6 +33,11 @@ def test_environment_yml_lists_every_pyproject_dependency_with_the_same_bounds()
         if isinstance(item, str):
             name, bound = requirement(item)
             listed[name] = bound
+        else:
+            for line in item.get("pip", []):
+                name, bound = requirement(line)
+                if name in PIP_ONLY_PACKAGES:
+                    listed[name] = bound
     for name, bound in wanted:
         conda_name = CONDA_NAME.get(name, name)
         assert conda_name in listed, f"{name} is in pyproject.toml but not in environment.yml"

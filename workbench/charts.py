@@ -23,6 +23,7 @@ PNG_METADATA = {"Software": None}
 PUBLISHED_COLOR = "#2f6f9f"
 COMPARISON_COLOR = "#b9b9b9"
 SUPPRESSED_TEXT = "suppressed"
+NOT_APPLICABLE = "n/a"  # a group with no student in the measure (workbench.disclosure.rates)
 
 
 def bar_chart(
@@ -65,7 +66,12 @@ def bar_chart(
     placeholder = top * 0.12
     masked_labels = list(masked_labels) if masked_labels is not None else [SUPPRESSED_TEXT] * len(labels)
     for position, value, bar, masked in zip(positions, shown, bars, masked_labels):
-        if value is None:
+        if value is None and masked == NOT_APPLICABLE:
+            # Nothing is hidden here: no placeholder, which would read as a suppressed value.
+            bar.set_visible(False)
+            axes.text(top * 0.01, position + offset, "n/a (no students in this measure)", va="center", fontsize=8,
+                      color="#555555")
+        elif value is None:
             bar.set_visible(False)
             axes.barh(position + offset, placeholder, height, color="white", edgecolor="#8a8a8a", hatch="///")
             text = SUPPRESSED_TEXT if masked in ("*", "\u2020", "") else masked
@@ -87,7 +93,7 @@ def bar_chart(
     handles = [Patch(facecolor=PUBLISHED_COLOR, label=series_label)]
     if comparison is not None:
         handles.append(Patch(facecolor=COMPARISON_COLOR, label=comparison_label))
-    if any(v is None for v in shown):
+    if any(v is None and m != NOT_APPLICABLE for v, m in zip(shown, masked_labels)):
         handles.append(Patch(facecolor="white", edgecolor="#8a8a8a", hatch="///", label="not reported (suppressed or coded)"))
     axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(handles), fontsize=8,
                 frameon=False)

@@ -10,20 +10,29 @@ import click
 
 from workbench.cli import main
 
-DEFAULT_TOKENS = Path(__file__).resolve().parents[2] / "var" / "dashboard_tokens.json"
-
-
 def _default_releases() -> str:
-    return os.environ.get("WORKBENCH_RELEASES") or str(Path(__file__).resolve().parents[2] / "releases")
+    """The project's release store (WORKBENCH_RELEASES, workbench.toml, or releases/ beside it)."""
+    from workbench.config import releases_location
+
+    return str(releases_location())
+
+
+def _default_tokens() -> Path:
+    """var/dashboard_tokens.json in the analyst's project (the folder of workbench.toml)."""
+    from workbench.settings import project_root
+
+    return project_root() / "var" / "dashboard_tokens.json"
 
 
 tokens_option = click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, path_type=Path),
-                             default=DEFAULT_TOKENS, show_default=True, help="Tokens file (token digest -> viewer).")
+                             default=lambda: _default_tokens(), show_default="var/dashboard_tokens.json in the project",
+                             help="Tokens file (token digest -> viewer).")
 
 
 @main.group("serve", invoke_without_command=True)
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Release store (default: WORKBENCH_RELEASES or releases/).")
+              help="Release store (default: the project's, as `fill` writes it: WORKBENCH_RELEASES, "
+                   "workbench.toml, releases/).")
 @click.option("--port", type=int, default=8866, show_default=True)
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @tokens_option

@@ -52,7 +52,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from workbench.config import PROJECT_ROOT
-from workbench.dashboard import access, pages, wire
+from workbench.dashboard import access, filters, pages, wire
 from workbench.dashboard.content import read_verified
 from workbench.dashboard.limits import DashboardLimits, KernelLedger, SignInLimiter
 from workbench.dashboard.view import QUERY_KEY_VAR, RELEASES_VAR, SELECTED_VAR, STORE_VAR, VIEWER_VAR
@@ -508,7 +508,8 @@ class StaticDashboardHandler(JupyterHandler):
         fragment = None
         if selected is not None:
             try:
-                fragment = STATE.pages.page(selected).fragment
+                chosen = {name: self.get_argument(name, "") for name in filters.PARAMETERS}
+                _, fragment = STATE.pages.page(selected).filtered(chosen)
             except (OSError, ValueError, ReleaseError) as error:
                 self.log.error("release %s cannot be shown: %s", selected, type(error).__name__)
         menu = [(r, STATE.pages.label(r)) for r in allowed]

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import openpyxl  # noqa: F401  (imported here so a preheated kernel has it loaded before a viewer comes)
 from IPython.display import display
 
+from workbench.dashboard import filters
 from workbench.dashboard.content import STYLE, ReleaseAltered, load_release, release_label, render_html
 from workbench.release.store import ReleaseStore
 
@@ -46,21 +47,50 @@ def start(environ=os.environ) -> widgets.Widget:
         return box
     picker = widgets.Dropdown(options=[(_label(store, r), r) for r in allowed],
                               value=selected if selected in allowed else allowed[0],
-                              description="Report", layout=widgets.Layout(width="90%"))
+                              description="Report", layout=widgets.Layout(width="auto", max_width="100%"))
+    # The filters choose among the shown release's tables and columns (workbench.dashboard.filters).
+    choosers = {name: widgets.Dropdown(description=label, layout=widgets.Layout(width="auto", max_width="100%"),
+                                       style={"description_width": "initial"})
+                for name, label in (("year", "School year"), ("measure", "Measure"), ("group", "Group"))}
+    for name, chooser in choosers.items():
+        chooser.add_class(f"workbench-filter-{name}")
+    filter_bar = widgets.HBox(list(choosers.values()), layout=widgets.Layout(flex_flow="row wrap"))
+    filter_bar.add_class("workbench-filters")
     body = widgets.HTML()
+    shown = {"content": None}
+
+    def render(_change=None) -> None:
+        content = shown["content"]
+        if content is None:
+            return
+        chosen = {name: chooser.value or "" for name, chooser in choosers.items()}
+        body.value = render_html(content, base_url, filters.options_for(content).accept(chosen), with_form=False)
 
     def show(release_id: str) -> None:
+        shown["content"] = None
         if release_id not in allowed:  # the picker only offers allowed ids; keep it that way
             body.value = "<p>Not available.</p>"
             return
         try:
-            body.value = render_html(load_release(store, release_id), base_url)
+            content = load_release(store, release_id)
         except (ReleaseAltered, OSError, ValueError):  # a changed file is never shown, nor the error
             body.value = "<p class='workbench-unavailable'>This report is not available right now.</p>"
+            return
+        options = filters.options_for(content)
+        for name, all_label, choices in (("year", "All school years", options.years),
+                                         ("measure", "All measures", options.measures),
+                                         ("group", "All groups", options.groups)):
+            # New options select their first entry, "all" ("content" is unset: no render meanwhile).
+            choosers[name].options = [(all_label, "")] + [(label, value) for value, label in choices]
+            choosers[name].value = ""
+        shown["content"] = content
+        render()
 
+    for chooser in choosers.values():
+        chooser.observe(render, names="value")
     picker.observe(lambda change: show(change["new"]), names="value")
     show(picker.value)
-    box = widgets.VBox([title, picker, body])
+    box = widgets.VBox([title, picker, filter_bar, body])
     display(box)
     return box
 

@@ -10,7 +10,9 @@ The decision for one cell of one measure:
 
   * HIDDEN (the suppression mark) when the group's count is suppressed, when m is small under
     the group-size rule, or when complementary suppression picks it;
-  * BLANK when m is 0 (no student of the group is in the measure: grade 3 has no course marks);
+  * BLANK when m is 0 (no student of the group is in the measure: grade 3 has no course marks),
+    shown as "n/a" so that it cannot be read as missing data; the release audit already takes a
+    blank as m = 0, so the words add nothing a recipient did not know;
   * CODED when the percentage is extreme for the group's tier, or when the numerator or its
     complement is small under the pack's numerator threshold t: the code then widens (<=B%,
     B = ceil(100 * (t - 1) / m)) so that every small numerator 0..t-1 reads the same; a code
@@ -34,6 +36,8 @@ from workbench.disclosure.secondary import choose_secondary
 from workbench.disclosure.table import CellSpace
 
 SUPPRESSED_MARK = "*"
+# A rate with no denominator (m = 0). Never used for a hidden value: that is the mark.
+NOT_APPLICABLE = "n/a"
 SHOWN, CODED, HIDDEN, BLANK = "shown", "coded", "hidden", "blank"
 
 
@@ -50,7 +54,7 @@ class RateDisplay:
 
 
 HIDDEN_DISPLAY = RateDisplay(HIDDEN, SUPPRESSED_MARK)
-BLANK_DISPLAY = RateDisplay(BLANK, "")
+BLANK_DISPLAY = RateDisplay(BLANK, NOT_APPLICABLE)
 
 
 def tenths_half_up(numerator: int, denominator: int) -> int:

@@ -368,9 +368,14 @@ class IntakeForm(W.VBox):
             W.HBox([self.folder]), W.HBox([self.save_button]), self.save_status,
         ], layout=W.Layout(width="58%"))
         # The decision stays in view while the analyst scrolls through a long form.
+        # Sticky needs every box between the column and the notebook's scrolling panel to let it
+        # out: ipywidgets boxes and JupyterLab's output area scroll or clip by default.
         sticky = W.HTML("<style>.wb-decision-column{position:sticky;top:0;align-self:flex-start;"
-                        "max-height:95vh;overflow-y:auto}</style>")
-        panel = W.VBox([sticky, W.HTML("<h3 style='margin:0'>Decision</h3>"), self.decision_status, self.decision_panel],
+                        "max-height:95vh;overflow-y:auto}"
+                        ".wb-intake-form,.wb-intake-form>.widget-hbox,"
+                        ".jp-OutputArea-output:has(.wb-intake-form),.jp-OutputArea-child:has(.wb-intake-form),"
+                        ".jp-Cell-outputArea:has(.wb-intake-form){overflow:visible}</style>")
+        panel = W.VBox([sticky, W.HTML("<h2 style='margin:0;font-size:1.2em'>Decision</h2>"), self.decision_status, self.decision_panel],
                        layout=W.Layout(width="40%", padding="0 0 0 1em", border_left="1px solid #ddd"))
         panel.add_class("wb-decision-column")
         self._debounced = Debouncer(self._refresh, debounce)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.disclosure.rates import SUPPRESSED_MARK, RateDisplay
+from workbench.disclosure.rates import NOT_APPLICABLE, SUPPRESSED_MARK, RateDisplay
 from workbench.disclosure.release import RateInput
 from workbench.disclosure.table import CountTable, TableInputError, with_margins
 from workbench.errors import InputError
@@ -291,7 +291,8 @@ def _attendance(cells: pd.DataFrame, table: CountTable, shown: np.ndarray, rule)
     for i in range(table.size):
         if not shown[i] or students[i] == 0 or rule.is_small(int(students[i])) or enrolled[i] == 0:
             numbers.append(None)
-            texts.append("" if shown[i] and students[i] == 0 else SUPPRESSED_MARK)
+            # A published group of no students has no rate; anything else unshown is hidden.
+            texts.append(NOT_APPLICABLE if shown[i] and students[i] == 0 else SUPPRESSED_MARK)
             continue
         rate = round(100.0 * (enrolled[i] - absent[i]) / enrolled[i], 1)
         numbers.append(rate)
@@ -412,7 +413,8 @@ def build_table(
     offers = _band_offers(ctx, counts, breakdowns, banded, rule, protection["information_loss"])
     if offers:
         protection["bands_offer"] = offers
-    footnotes = _footnotes(ctx, rule, columns)
+    texts = frame[[c for c in frame.columns if c not in dims and c != "students" and not str(c).endswith("_percent")]]
+    footnotes = _footnotes(ctx, rule, columns, not_applicable=bool((texts == NOT_APPLICABLE).any().any()))
     table_title = title or f"{year}: " + ", ".join(c.title for c in columns) + " by " + ", ".join(DIM_TITLES.get(d, d) for d in dims)
     return ReportTable(
         name=table_name,
@@ -481,7 +483,7 @@ def _district_attendance(district: pd.DataFrame, counts: CountTable, rule) -> tu
         students, enrolled, absent = lookup.get(tuple(labels), (0, 0, 0))
         if students == 0 or enrolled == 0:
             numbers.append(None)
-            texts.append("")
+            texts.append(NOT_APPLICABLE)
         elif rule.is_small(int(students)):
             numbers.append(None)
             texts.append(SUPPRESSED_MARK)
@@ -492,7 +494,7 @@ def _district_attendance(district: pd.DataFrame, counts: CountTable, rule) -> tu
     return numbers, texts
 
 
-def _footnotes(ctx, rule, columns: list[MeasureColumn]) -> list[str]:
+def _footnotes(ctx, rule, columns: list[MeasureColumn], not_applicable: bool = False) -> list[str]:
     comparison = "fewer than" if rule.comparison == "<" else "at most"
     notes = [
         f"{SUPPRESSED_MARK} Suppressed: a group of {comparison} {rule.threshold} students ({ctx.policy.name} "
@@ -510,6 +512,12 @@ def _footnotes(ctx, rule, columns: list[MeasureColumn]) -> list[str]:
         "Every table of this school year was checked together by an attacker model: no suppressed count, and no "
         "number of students with an outcome in a hidden or coded group, can be worked out from what is released."
     )
+    if not_applicable:
+        notes.append(
+            f"{NOT_APPLICABLE} Not applicable: no student of the group is counted in the measure (for example a "
+            "grade the state does not test, a grade without course marks, or a group with no students). It is "
+            f"not a suppressed value: those show {SUPPRESSED_MARK}."
+        )
     for column in columns:
         if column.measure in MEASURE_DENOMINATOR:
             notes.append(f"{column.title}: percentage of {MEASURE_DENOMINATOR[column.measure]}.")
