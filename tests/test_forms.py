@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,12 @@ def test_decision_view_and_html_show_outcome_level_reasons_and_due_date(small_co
     page = il.decision_html(decision)
     assert f"data-outcome='{decision.outcome}'" in page and decision.due_date.isoformat() in page
     assert "<script" not in il.decision_html(decision).lower()
+    # Each reason points to the document it comes from by title, not to a rule key of the pack.
+    cited = [r for r in decision.reasons if r.source and r.source.get("file")]
+    assert cited
+    for reason in cited:
+        assert f"({reason.rule})" not in page
+        assert html.escape(reason.source.get("document") or reason.source["file"]) in page
 
 
 def test_problems_html_escapes_and_labels():

@@ -60,6 +60,17 @@ class Reason:
         return out
 
 
+def citation(source: dict | None) -> str:
+    """Where a reason comes from, for a person: the document's title, its lines and the words quoted."""
+    source = source or {}
+    if source.get("file"):
+        lines = source.get("lines") or []
+        where = f", line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
+        quote = f': "{source["quote"]}"' if source.get("quote") else ""
+        return f"{source.get('document') or source['file']}{where}{quote}"
+    return source.get("external", "") or ""
+
+
 @dataclass
 class StudentDecision:
     student_id: str  # the district ID; for IDs not found, the entry as given

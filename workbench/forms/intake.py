@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import safe_yaml
-
+from workbench.decision import citation
 from workbench.request import DataRequest, RequestError, load_request, parse_request
 from workbench.errors import InputError
 
@@ -237,7 +237,8 @@ def decision_view(decision) -> dict[str, Any]:
         "unmatched": decision.cohort.get("unmatched", 0),
         "withheld_fields": sorted({w["field"] for w in decision.withheld_fields}),
         "redirect_to": (decision.redirect_to or {}).get("to"),
-        "reasons": [{"effect": r.effect, "rule": r.rule, "message": r.message} for r in reasons],
+        "reasons": [{"effect": r.effect, "rule": r.rule, "message": r.message, "source": citation(r.source) or r.rule}
+                    for r in reasons],
     }
 
 
@@ -266,7 +267,7 @@ def decision_html(decision) -> str:
     table = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{e(k)}</th>"
                     f"<td class='wb-{e(k.lower().replace(' ', '-'))}'>{e(v)}</td></tr>" for k, v in rows)
     items = "".join(f"<li class='wb-reason wb-effect-{e(r['effect'])}'><b>{e(r['effect'])}</b> "
-                    f"{e(r['message'])} <span style='color:#777'>({e(r['rule'])})</span></li>"
+                    f"{e(r['message'])} <span style='color:#595959'>({e(r['source'])})</span></li>"
                     for r in view["reasons"])
     return (f"<div class='wb-decision' data-outcome='{e(view['outcome'])}'>"
             f"<div class='wb-outcome' style='font-size:1.3em;font-weight:bold;color:{colour}'>"

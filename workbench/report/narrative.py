@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.decision import Decision
+from workbench.decision import Decision, citation
 from workbench.request import DataRequest
 
 ROLE_NAMES = {
@@ -14,14 +14,7 @@ ROLE_NAMES = {
 
 
 def _source(reason: dict) -> str:
-    """Where a reason comes from, for a person: the document's title, its lines and the words quoted."""
-    source = reason.get("source") or {}
-    if source.get("file"):
-        lines = source.get("lines") or []
-        where = f", line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" if lines else ""
-        quote = f': "{source["quote"]}"' if source.get("quote") else ""
-        return f"{source.get('document') or source['file']}{where}{quote}"
-    return source.get("external", "") or ""
+    return citation(reason.get("source"))
 
 
 def request_summary(request: DataRequest, decision: Decision, policy_title: str, cohort_text: str) -> str:
