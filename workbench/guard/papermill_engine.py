@@ -23,15 +23,22 @@ from workbench.guard.savecheck import check_notebook
 ENGINE_NAME = "workbench"
 
 
-def checked_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)))
+def checked_copy(nb: nbformat.NotebookNode, memo: dict | None = None) -> nbformat.NotebookNode:
+    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)), memo=memo)
     return nbformat.from_dict(cleaned)
 
 
 class CheckedExecutionManager(NotebookExecutionManager):
+    """Saves (papermill saves before and after every cell) are checked; each output is read once
+    per run (`savecheck.scan_notebook`'s memo), not once per save."""
+
+    def __init__(self, *args, **kwargs):
+        self.check_memo: dict = {}
+        super().__init__(*args, **kwargs)
+
     def save(self, **kwargs):
         if self.output_path:
-            write_ipynb(checked_copy(self.nb), self.output_path)
+            write_ipynb(checked_copy(self.nb, self.check_memo), self.output_path)
         self.last_save_time = self.now()
 
 
@@ -47,7 +54,7 @@ class CheckedEngine(NBClientEngine):
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
-        return checked_copy(nb_man.nb)  # papermill writes what the engine returns, once more
+        return checked_copy(nb_man.nb, nb_man.check_memo)  # papermill writes what the engine returns, once more
 
 
 def register() -> str:
