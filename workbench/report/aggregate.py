@@ -23,6 +23,7 @@ breakdown is not additive and is not offered here.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,6 +278,26 @@ def _attendance(cells: pd.DataFrame, table: CountTable, shown: np.ndarray, rule)
     return numbers, texts
 
 
+_SCHOOL_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _school_names(con) -> dict[str, str]:
+    """School ID -> name, read once per connection (every table of a report labels its schools)."""
+    try:
+        return _SCHOOL_NAMES[con]
+    except KeyError:
+        pass
+    except TypeError:  # a connection that cannot be weakly referenced
+        return _read_school_names(con)
+    names = _SCHOOL_NAMES[con] = _read_school_names(con)
+    return names
+
+
+def _read_school_names(con) -> dict[str, str]:
+    schools = con.table("schools").select("school_id", "name").to_pandas()
+    return dict(zip(schools["school_id"], schools["name"]))
+
+
 def build_table(
     ctx,
     measures: list[str],
@@ -300,8 +321,7 @@ def build_table(
         raise ReportTableError("give at least one breakdown (for example grade)")
     dims = [COLUMN_FOR.get(b, b) for b in breakdowns]
     rule = ctx.rule
-    schools = ctx.con.table("schools").select("school_id", "name").to_pandas()
-    school_names = dict(zip(schools["school_id"], schools["name"]))
+    school_names = _school_names(ctx.con)
     student_ids = ctx.population(year)
     table_name = name or f"{year}_{'_'.join(dims)}"
 
