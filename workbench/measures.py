@@ -286,13 +286,27 @@ def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = 
     except TypeError:  # a backend that cannot be weakly referenced: no cache
         return student_year_facts(con, years, student_ids)
     if key not in per_connection:
-        facts = student_year_facts(con, years, student_ids)
+        district = per_connection.get((tuple(years), None))
+        if student_ids is not None and district is not None:
+            # The district's facts are already in the warehouse: a cohort's are its rows of them
+            # (every fact is per student and year), not a second pass over the raw tables.
+            facts = rows_with(district, "student_id", list(student_ids))
+        else:
+            facts = student_year_facts(con, years, student_ids)
         try:
             facts = facts.cache()
         except Exception:  # noqa: BLE001 - a backend without temporary tables computes each time
             pass
         per_connection[key] = facts
     return per_connection[key]
+
+
+def prepare_facts(con, years: Sequence[str], student_ids: Sequence[str] | None, *, district: bool) -> None:
+    """Build the facts a table will need, the district's first when it is compared with the
+    district: the cohort's facts are then taken from them instead of from the raw tables."""
+    if district:
+        cached_facts(con, years, None)
+    cached_facts(con, years, student_ids)
 
 
 def release_facts(con) -> None:

@@ -34,7 +34,7 @@ from workbench.disclosure.rates import SUPPRESSED_MARK, RateDisplay
 from workbench.disclosure.release import RateInput
 from workbench.disclosure.table import CountTable, TableInputError, with_margins
 from workbench.errors import InputError
-from workbench.measures import MEASURES, compute
+from workbench.measures import MEASURES, compute, prepare_facts
 from workbench.report.files import write_xlsx
 from workbench.report.release_year import release_model
 
@@ -325,6 +325,7 @@ def build_table(
     student_ids = ctx.population(year)
     table_name = name or f"{year}_{'_'.join(dims)}"
 
+    prepare_facts(ctx.con, [year], student_ids, district=district_comparison)
     enrolled = compute(ctx.con, "enrolled", [year], breakdowns, student_ids)
     enrolled = enrolled.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
     enrolled = _labels(enrolled, dims, school_names)[dims + ["students"]]
