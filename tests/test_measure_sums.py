@@ -40,14 +40,13 @@ def test_one_aggregation_per_breakdown_equals_the_measures_one_by_one(tmp_path_f
     rng = np.random.default_rng(seed)
     cohort = sorted(rng.choice(students, size=max(1, int(len(students) * share)), replace=False).tolist())
     for ids, years in ((None, YEARS), (cohort, YEARS), (cohort, YEARS[-1:])):
-        # The facts as defined, built from the raw tables for these students (a temporary table
-        # of its own): never the cached ones the fast path uses.
+        # The facts as defined, built from the raw tables for these students (a temporary table that
+        # Ibis shares with an identical expression): never the cohort facts the fast path derives.
         facts = student_year_facts(con, years, ids).cache()
         for breakdowns in [(), *SINGLE, *PAIRS]:
             for measure in MEASURES:
                 fast = compute(con, measure, years, list(breakdowns), ids)
                 expected = _reference(con, facts, measure, years, list(breakdowns), ids)
                 pd.testing.assert_frame_equal(fast, expected, check_exact=True)
-        facts.release()
     measures.release_facts(con)
     con.disconnect()
