@@ -189,6 +189,11 @@ def _worker(connection) -> None:
     starts (so the batch can stop it if this process is killed), and ("done", result) for each
     job; None ends it.
     """
+    global _WARM_KERNEL
+    # A kernel the batch's own process had (a sequential batch before this one) is its, not ours:
+    # the forked handle to it must be neither used nor shut down here.
+    _WARM_KERNEL = None
+
     def on_term(_signum, _frame):
         raise SystemExit(128 + signal.SIGTERM)
 
