@@ -57,7 +57,8 @@ def run_in_process(request_file: Path, warehouse: str) -> float:
     code = [c.source for c in notebook.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     os.environ["WORKBENCH_WAREHOUSE"] = warehouse
     with tempfile.TemporaryDirectory() as out:
-        namespace = {"request_file": str(request_file), "policy": POLICY, "as_of": AS_OF, "output_dir": out}
+        namespace = {"request_file": str(request_file), "policy": POLICY, "as_of": AS_OF, "output_dir": out,
+                     "plan_file": None}
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             for source in code:
