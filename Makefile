@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/disclosure_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
 	$(BIN)/python benchmarks/fill_benchmark.py
+	$(BIN)/python benchmarks/district_report_benchmark.py
 	$(BIN)/python benchmarks/ledger_benchmark.py
 	$(BIN)/python benchmarks/extract_benchmark.py
 	$(BIN)/python benchmarks/guard_benchmark.py

@@ -57,7 +57,8 @@ def run_in_process(request_file: Path, warehouse: str) -> float:
     code = [c.source for c in notebook.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     os.environ["WORKBENCH_WAREHOUSE"] = warehouse
     with tempfile.TemporaryDirectory() as out:
-        namespace = {"request_file": str(request_file), "policy": POLICY, "as_of": AS_OF, "output_dir": out}
+        namespace = {"request_file": str(request_file), "policy": POLICY, "as_of": AS_OF, "output_dir": out,
+                     "plan_file": None}
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             for source in code:
@@ -91,12 +92,14 @@ def main() -> None:
     def jobs(store: Path) -> list[FillJob]:
         return [FillJob(str(r), POLICY, AS_OF, str(store), warehouse, False) for r in requests]
 
-    started = time.perf_counter()
-    sequential = run_batch(jobs(work / "sequential"), 1, on_done=lambda r: print(f"  sequential {Path(r['request']).stem}: {r['seconds']:.1f}s", flush=True))
-    sequential_wall = time.perf_counter() - started
+    # Parallel first: its workers are forked from this process, which must not yet hold the
+    # sequential run's warm kernel (a process with a live kernel connection cannot be forked safely).
     started = time.perf_counter()
     parallel = run_batch(jobs(work / "parallel"), args.workers)
     parallel_wall = time.perf_counter() - started
+    started = time.perf_counter()
+    sequential = run_batch(jobs(work / "sequential"), 1, on_done=lambda r: print(f"  sequential {Path(r['request']).stem}: {r['seconds']:.1f}s", flush=True))
+    sequential_wall = time.perf_counter() - started
     print(f"sequential {sequential_wall:.1f}s, parallel {parallel_wall:.1f}s")
 
     failed = [r for r in sequential + parallel if not r["ok"]]

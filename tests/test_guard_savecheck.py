@@ -122,6 +122,25 @@ def test_a_leaking_output_is_cleared_with_a_note_and_the_rest_kept(index, rule):
     assert nb["cells"][0]["outputs"][1]["text"] == "Ben Smith\n"  # the caller's copy is not changed
 
 
+def test_a_remembered_output_is_found_again_where_it_now_is(index, rule):
+    # papermill saves after every cell: the engine keeps a memo so each output is read once.
+    leaking, clean_output = stream("Ben Smith\n"), stream("total 120\n")
+    html = result({"text/html": COUNTS.to_html(), "text/plain": "x"})
+    memo: dict = {}
+    first = scan_notebook(notebook(cell(clean_output), cell(leaking)), index, rule, "aggregate", memo)
+    assert [(f.cell, f.output, f.kind) for f in first.findings] == [(2, 1, "name")]
+    later = notebook(cell(html), cell(clean_output, leaking), cell(leaking))
+    remembered = scan_notebook(later, index, rule, "aggregate", memo)
+    assert remembered.findings == scan_notebook(later, index, rule, "aggregate").findings
+    assert [(f.cell, f.output, f.kind) for f in remembered.findings] == [
+        (1, 1, "small_count"), (2, 2, "name"), (3, 1, "name")]
+    # The same output under another level is read again, not taken from the memo.
+    assert scan_notebook(notebook(cell(leaking)), index, rule, "identified", memo).clean
+    # An output whose content changed is read again.
+    leaking["text"] = "total 121\n"
+    assert scan_notebook(notebook(cell(leaking)), index, rule, "aggregate", memo).clean
+
+
 def test_the_jupyter_hook_cleans_the_model_in_place(index, monkeypatch):
     student_index.set_index(index)
     monkeypatch.delenv(settings.POLICY_ENV, raising=False)

@@ -6,11 +6,14 @@ school-report request into one request per school, addressed to that school's pr
 The per-school files are written out so that each release can be traced to the exact file it came
 from.
 
-`run_batch` fills each request in a process of its own, at most `workers` at a time, through
+`run_batch` fills the requests in `workers` processes (one per core by default), through
 `fill_one`, which never raises: a failing request comes back as a failure and the others go on.
-A process that dies (killed by a signal, out of memory) fails only its own request; a pool of
-shared workers would fail every request it held. A SIGTERM to the batch is passed on to the
-running fills, which remove their staging folders, and the batch then ends.
+Each worker keeps one warm guarded kernel (workbench.kernels) and takes the next request when it
+finishes one; before each report the kernel is cleared of the last one and its guard set for the
+new one. A worker holds one request at a time, so a worker that dies (killed by a signal, out of
+memory) fails only that request: its kernel is stopped and a new worker takes its place. A
+SIGTERM to the batch is passed on to the running fills, which remove their staging folders, and
+the batch then ends. Each fill's stages are passed to the batch as they start (progress).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import copy
 import errno
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +33,7 @@ from pathlib import Path
 from workbench import safe_yaml
 from workbench.errors import ENVIRONMENT_EXIT_CODE, INPUT_EXIT_CODE, InputError, WorkbenchError
 from workbench.limits import yaml_bytes
+from workbench.progress import Stage
 from workbench.request import load_request
 
 
@@ -122,19 +127,22 @@ def _warm_kernel():
     return _WARM_KERNEL
 
 
-def fill_one(job: FillJob, warm: bool = False) -> dict:
+def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) -> dict:
     """Fills one request in whatever process runs it; returns a plain, picklable summary.
 
     A failure has `kind` (input, fill, environment, unexpected) and the `exit_code` the command
     line ends with: 2 for a mistake in what was given, 1 for anything else. With `warm`, the
     template runs in this process's warm kernel (workbench.kernels), kept across its fills.
+    `progress` hears each stage of the fill as it starts (workbench.progress).
     """
     from workbench.policy import load_policy
     from workbench.release.store import ReleaseStore
 
     started = time.perf_counter()
-    base = {"request": job.request_file}
+    base = {"request": job.request_file, "process": os.getpid()}
     register = None
+    if progress is not None:
+        progress("reading the request")
     try:
         # The request and the policy are checked before anything heavy is loaded and before the
         # register is opened: a mistake in either is reported at once and writes nothing anywhere.
@@ -150,7 +158,8 @@ def fill_one(job: FillJob, warm: bool = False) -> dict:
         # The policy as given (None: the pack the request names, else the configured one).
         result = fill(job.request_file, job.policy, job.as_of,
                       store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
-                      warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None)
+                      warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None,
+                      progress=progress)
     except WorkbenchError as exc:
         kind = "input" if exc.exit_code == INPUT_EXIT_CODE else "fill"
         return _failure(base, kind, str(exc), exc.exit_code, started)
@@ -173,10 +182,36 @@ def fill_one(job: FillJob, warm: bool = False) -> dict:
     }
 
 
-def _fill_in_child(job: FillJob, connection) -> None:
+def _worker(connection) -> None:
+    """A batch worker: fills the jobs the batch sends, one at a time, in one warm kernel.
+
+    Sends ("stage", text) as each stage starts, ("kernel", (pid, connection file)) as its kernel
+    starts (so the batch can stop it if this process is killed), and ("done", result) for each
+    job; None ends it.
+    """
+    global _WARM_KERNEL
+    # A kernel the batch's own process had (a sequential batch before this one) is its, not ours:
+    # the forked handle to it must be neither used nor shut down here.
+    _WARM_KERNEL = None
+
+    def on_term(_signum, _frame):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the batch, which ends its workers
+    _warm_kernel().on_start = lambda identity: connection.send(("kernel", identity))
     try:
-        connection.send(fill_one(job))
+        while True:
+            job = connection.recv()
+            if job is None:
+                return
+            result = fill_one(job, warm=True, progress=lambda stage: connection.send(("stage", stage)))
+            connection.send(("done", result))
+    except (EOFError, OSError):
+        pass  # the batch went away
     finally:
+        if _WARM_KERNEL is not None:
+            _WARM_KERNEL.close()
         connection.close()
 
 
@@ -194,8 +229,35 @@ class _BatchTerminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-def run_batch(jobs: Sequence[FillJob], workers: int, on_done: Callable[[dict], None] | None = None) -> list[dict]:
-    """Fills every job; results in the order of `jobs`. workers=1 runs in this process."""
+@dataclass
+class _Worker:
+    process: multiprocessing.Process
+    connection: object
+    job: int | None = None  # index of the job it is filling
+    started: float = 0.0
+    kernel: tuple[int, str] | None = None  # its warm kernel's pid and connection file
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_batch(jobs: Sequence[FillJob], workers: int | None = None, on_done: Callable[[dict], None] | None = None,
+              on_stage: Callable[[str, str], None] | None = None) -> list[dict]:
+    """Fills every job; results in the order of `jobs`.
+
+    `workers` (default: one per core) processes each keep a warm kernel and take the next job
+    when they finish one; workers=1 runs in this process. A worker that dies fails only the job it
+    held (its kernel is stopped too) and a new worker takes its place. `on_stage(request_file,
+    stage)` hears each stage of each fill as it starts; `on_done(result)` each result.
+    """
+    from workbench.kernels import stop_orphan
+
+    workers = workers or default_workers()
     results: dict[int, dict] = {}
 
     def finish(index: int, result: dict) -> None:
@@ -203,60 +265,94 @@ def run_batch(jobs: Sequence[FillJob], workers: int, on_done: Callable[[dict], N
         if on_done:
             on_done(result)
 
-    if workers == 1:
+    def stage_of(job: FillJob):
+        return (lambda stage: on_stage(job.request_file, stage)) if on_stage else None
+
+    if workers == 1 or len(jobs) == 1:
         # One after the other in this process: one warm kernel serves every report.
         for index, job in enumerate(jobs):
-            finish(index, fill_one(job, warm=True))
+            finish(index, fill_one(job, warm=workers == 1 and len(jobs) > 1, progress=stage_of(job)))
         return [results[i] for i in range(len(jobs))]
 
     context = multiprocessing.get_context()
-    waiting = list(enumerate(jobs))
-    running: dict = {}  # process sentinel -> (index, process, connection, started)
-    received: dict[int, dict] = {}
-    closed: set[int] = set()  # pipes that reached their end (result read, or the process died)
+    waiting = list(range(len(jobs)))
+    pool: list[_Worker] = []
+
+    def start_worker() -> _Worker:
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_worker, args=(theirs,), daemon=True)
+        process.start()
+        theirs.close()
+        worker = _Worker(process, mine)
+        pool.append(worker)
+        return worker
+
+    def retire(worker: _Worker) -> None:
+        pool.remove(worker)
+        worker.process.join(timeout=5)
+        worker.connection.close()
+        if worker.kernel is not None and worker.process.exitcode != 0:
+            stop_orphan(*worker.kernel)  # the kernel of a killed worker would outlive it
 
     def on_term(_signum, _frame):
         raise _BatchTerminated()
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        while waiting or running:
-            while waiting and len(running) < workers:
-                index, job = waiting.pop(0)
-                reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=_fill_in_child, args=(job, writer), daemon=True)
-                process.start()
-                writer.close()
-                running[process.sentinel] = (index, process, reader, time.perf_counter())
-            readers = {entry[2]: sentinel for sentinel, entry in running.items() if entry[0] not in closed}
-            for ready in wait(list(running) + list(readers)):
-                if ready in readers:  # read before the process ends, so a large result cannot block it
-                    if readers[ready] not in running:  # its process was already handled in this round
-                        continue
-                    index, _process, reader, _started = running[readers[ready]]
-                    closed.add(index)
-                    try:
-                        received[index] = reader.recv()
-                    except (EOFError, OSError):
-                        pass
+        for _ in range(min(workers, len(jobs))):
+            start_worker()
+        while waiting or any(w.job is not None for w in pool):
+            for worker in list(pool):
+                if worker.job is None and waiting:
+                    if not worker.process.is_alive():  # died between jobs: replaced, nothing lost
+                        retire(worker)
+                        worker = start_worker()
+                    worker.job, worker.started = waiting.pop(0), time.perf_counter()
+                    worker.connection.send(jobs[worker.job])
+            busy = {w.connection: w for w in pool if w.job is not None}
+            ended = {w.process.sentinel: w for w in pool if w.job is not None}
+            for ready in wait(list(busy) + list(ended)):
+                worker = busy.get(ready) or ended.get(ready)
+                if worker not in pool or worker.job is None:
                     continue
-                index, process, reader, started = running.pop(ready)
-                if index not in received and reader.poll():
+                message = None
+                if worker.connection.poll():
                     try:
-                        received[index] = reader.recv()
+                        message = worker.connection.recv()
                     except (EOFError, OSError):
-                        pass
-                process.join()
-                reader.close()
-                closed.discard(index)
-                result = received.pop(index, None)
-                finish(index, result if result is not None else
-                       _dead_worker(jobs[index], process.exitcode, time.perf_counter() - started))
+                        message = None
+                if message is None:
+                    if worker.process.is_alive():
+                        continue
+                    worker.process.join()
+                    index = worker.job
+                    finish(index, _dead_worker(jobs[index], worker.process.exitcode,
+                                               time.perf_counter() - worker.started))
+                    retire(worker)
+                    if waiting:
+                        start_worker()
+                    continue
+                kind, payload = message
+                if kind == "stage" and on_stage:
+                    on_stage(jobs[worker.job].request_file, payload)
+                elif kind == "kernel":
+                    worker.kernel = payload
+                elif kind == "done":
+                    index, worker.job = worker.job, None
+                    finish(index, payload)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for _index, process, reader, _started in running.values():
-            process.terminate()  # SIGTERM: each fill removes its staging folder, then ends
-        for _index, process, reader, _started in running.values():
-            process.join(timeout=60)
-            reader.close()
+        for worker in pool:
+            if worker.job is None:
+                try:
+                    worker.connection.send(None)  # done: the worker closes its kernel and ends
+                except OSError:
+                    pass
+            else:
+                worker.process.terminate()  # SIGTERM: the fill removes its staging folder, then ends
+        for worker in list(pool):
+            worker.process.join(timeout=60)
+            if worker.process.is_alive():
+                worker.process.kill()
+            retire(worker)
     return [results[i] for i in range(len(jobs))]

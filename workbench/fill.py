@@ -26,6 +26,7 @@ from workbench.decision import Decision
 from workbench.errors import EnvironmentProblem, InputError
 from workbench.plan import ReleasePlan, make_plan, policy_for
 from workbench.policy import Policy
+from workbench.progress import Stage, no_progress
 from workbench.release.check import CheckReport, Identifiers, check_release
 from workbench.release.store import PublishedRelease, ReleaseStore, checksums, content_digest
 from workbench.report.narrative import decision_letter
@@ -139,7 +140,7 @@ def _failed_cell(exc: Exception) -> str:
 
 
 def _run_template(template: Path, staging: Path, request_file: Path, plan: ReleasePlan, plan_file: Path,
-                  warehouse: str, kernel=None) -> None:
+                  warehouse: str, kernel=None, progress: Stage = no_progress) -> None:
     import papermill
 
     from workbench.guard import papermill_engine
@@ -148,9 +149,11 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
                    "WORKBENCH_WAREHOUSE": warehouse}
     if kernel is not None:
         # A warm kernel (batch): cleared of the last report and set for this one first.
+        progress("preparing the warm kernel")
         kernel.prepare(plan.policy_path, plan.level or "aggregate", warehouse)
         where = {"km": kernel.km}
     else:
+        progress("starting kernel")
         where = {"kernel_manager_class": _kernel_manager_with(environment)}
     from workbench.guard.student_index import using_warehouse
 
@@ -163,11 +166,18 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
                             "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
                             "plan_file": str(plan_file)},
                 kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
-                engine_name=papermill_engine.register(), **where,
+                engine_name=papermill_engine.register(), on_cell=_cell_progress(progress), **where,
             )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None
     _scrub(staging / "report.ipynb", request_file)
+
+
+def _cell_progress(progress: Stage):
+    def on_cell(number: int, of: int, section: str) -> None:
+        progress(f"cell {number}/{of}" + (f" ({section})" if section else ""))
+
+    return on_cell
 
 
 def _manifest(request: DataRequest, plan: ReleasePlan, policy: Policy, template: str | None, tables: dict,
@@ -225,18 +235,21 @@ def fill(
     by: str | None = None,
     ledger=None,
     kernel=None,
+    progress: Stage | None = None,
 ) -> FillResult:
     """Fill one request into a release folder (see the module docstring).
 
     `ledger` (workbench.ledger.Ledger) compares the plan with what its recipient already holds and
     records the release; by default it is the ledger in the register's database when a `register`
     is given, and none otherwise. `kernel` (workbench.kernels.WarmKernel) runs the template in a
-    kernel kept across fills (batches); without it each fill starts its own.
+    kernel kept across fills (batches); without it each fill starts its own. `progress`
+    (workbench.progress.Stage) hears each stage as it starts.
 
     `policy` None takes the district's configured policy (workbench.settings). When the register
     already decided the request under another policy, the fill stops unless `policy` was given
     explicitly: a request is released under the policy it was registered under.
     """
+    progress = progress or no_progress
     request_file = Path(request_file).resolve()
     request = load_request(request_file)
     policy, policy_source = policy_for(request, policy)
@@ -265,6 +278,7 @@ def fill(
         ledger.recover(store)
     if register is not None:
         _recover_register(register, store, by)
+    progress("deciding")
     plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
     decision = plan.decision
     rule = policy.small_group_rule()
@@ -272,6 +286,7 @@ def fill(
     student_files: dict = {}
     with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
         if plan.template is None:
+            progress("writing the decision letter")
             (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
             public = json.dumps(decision.to_public_dict(), indent=2, ensure_ascii=False)
             (staging / "decision.json").write_text(public + "\n")
@@ -280,7 +295,7 @@ def fill(
             template = TEMPLATES_DIR / f"{plan.template}.ipynb"
             level = plan.level
             plan_file = plan.save(Path(private) / "plan.json")
-            _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel)
+            _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel, progress)
             protection = staging / "protection.json"
             if protection.exists():
                 recorded = json.loads(protection.read_text())
@@ -290,6 +305,7 @@ def fill(
             unsafe = [name for name, t in tables.items() if not t.get("audit_safe", False)]
             if unsafe:
                 raise FillError(f"the audit could not prove tables {', '.join(unsafe)} safe; no release was written")
+        progress("checking release")
         identifiers = Identifiers.from_warehouse(con)
         aggregate_only = list(policy.pack.fields.aggregate_only.fields)
         check = check_release(staging, level, rule, identifiers, aggregate_only_fields=aggregate_only,
@@ -311,6 +327,7 @@ def fill(
             # leaves a pending entry that the next fill's recover() completes or removes.
             pending = ledger.begin(plan, content_digest(checksums(staging)), published_groups(staging, tables), con,
                                    rule)
+        progress("publishing")
         published = store.publish(staging, request.id, manifest)
         if ledger is not None:
             ledger.commit(pending)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 from workbench.errors import EnvironmentProblem
@@ -22,6 +23,24 @@ class KernelError(EnvironmentProblem):
     """The guarded kernel could not be started or prepared."""
 
 
+def stop_orphan(pid: int, connection_file: str) -> None:
+    """Stop the kernel `pid` left by a process that was killed before it could stop it.
+
+    Only a process whose command line names `connection_file` is stopped: the pid of a kernel
+    that already ended may belong to another process by now.
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().split(b"\0")
+    except OSError:
+        return
+    if os.fsencode(connection_file) in command:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def kernel_environment(policy_path: str, level: str, warehouse: str) -> dict[str, str]:
     """What a report's kernel is started with: the request's policy, level and warehouse."""
     return {**os.environ, "WORKBENCH_POLICY": policy_path, "WORKBENCH_LEVEL": level, "WORKBENCH_WAREHOUSE": warehouse}
@@ -30,10 +49,13 @@ def kernel_environment(policy_path: str, level: str, warehouse: str) -> dict[str
 class WarmKernel:
     """One guarded kernel, reused across reports (see the module docstring)."""
 
-    def __init__(self, cwd: str | os.PathLike) -> None:
+    def __init__(self, cwd: str | os.PathLike, on_start=None) -> None:
         self.cwd = str(cwd)
         self.km = None
         self.reports = 0
+        # Told (pid, connection file) of each kernel started, so that whoever runs this process
+        # can stop the kernel if this process is killed before it can.
+        self.on_start = on_start
 
     def _start(self, environment: dict[str, str]) -> None:
         from jupyter_client.manager import KernelManager
@@ -42,6 +64,8 @@ class WarmKernel:
         # The kernel's own log (transport warnings, the interrupt it gets when it is shut down)
         # is not for the analyst's terminal, and a traceback there could quote data.
         self.km.start_kernel(cwd=self.cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.on_start is not None and self.identity() is not None:
+            self.on_start(self.identity())
 
     def prepare(self, policy_path: str, level: str, warehouse: str) -> None:
         """A clean slate for the next report: nothing of the last one, the guard set for this one."""
@@ -70,6 +94,13 @@ class WarmKernel:
             self.close()
             raise KernelError("the guarded kernel could not be prepared for the next report")
         self.reports += 1
+
+    def identity(self) -> tuple[int, str] | None:
+        """The kernel process's pid and its connection file, while it runs (None otherwise)."""
+        try:
+            return self.km.provisioner.process.pid, self.km.connection_file
+        except AttributeError:
+            return None
 
     def close(self) -> None:
         if self.km is not None:

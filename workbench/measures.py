@@ -236,6 +236,18 @@ def _aggregate(facts: ir.Table, measure: str, group: list[str]) -> list[ir.Table
     raise MeasureError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
 
 
+def _measure_by_measure(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids,
+                        facts: ir.Table | None = None) -> pd.DataFrame:
+    """One query per measure (per subject for assessments) over the facts: the measures as
+    defined, kept as the reference the one-aggregation path is tested against."""
+    if facts is None:
+        facts = cached_facts(con, years, student_ids)
+    if "program" in breakdowns:
+        facts = _with_programs(con, facts, years)
+    parts = _aggregate(facts, measure, _group_columns(breakdowns))
+    return pd.concat([p.to_pandas() for p in parts], ignore_index=True)
+
+
 def _finish(frame: pd.DataFrame, measure: str) -> pd.DataFrame:
     if measure == "attendance_rate":
         # The day totals stay so that margins over any breakdown can be summed exactly.
@@ -258,12 +270,15 @@ _FACTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _YEARS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def _ids_key(student_ids: Sequence[str] | None) -> str | None:
+    if student_ids is None:
+        return None
+    return hashlib.sha256("\n".join(sorted(student_ids)).encode()).hexdigest()
+
+
 def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = None) -> ir.Table:
     """`student_year_facts`, computed once per connection for the same years and students."""
-    ids_key = None
-    if student_ids is not None:
-        ids_key = hashlib.sha256("\n".join(sorted(student_ids)).encode()).hexdigest()
-    key = (tuple(years), ids_key)
+    key = (tuple(years), _ids_key(student_ids))
     if os.environ.get("WORKBENCH_NO_FACT_CACHE"):  # the previous path, for benchmarks/fill_benchmark.py
         return student_year_facts(con, years, student_ids)
     try:
@@ -271,7 +286,13 @@ def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = 
     except TypeError:  # a backend that cannot be weakly referenced: no cache
         return student_year_facts(con, years, student_ids)
     if key not in per_connection:
-        facts = student_year_facts(con, years, student_ids)
+        district = per_connection.get((tuple(years), None))
+        if student_ids is not None and district is not None:
+            # The district's facts are already in the warehouse: a cohort's are its rows of them
+            # (every fact is per student and year), not a second pass over the raw tables.
+            facts = rows_with(district, "student_id", list(student_ids))
+        else:
+            facts = student_year_facts(con, years, student_ids)
         try:
             facts = facts.cache()
         except Exception:  # noqa: BLE001 - a backend without temporary tables computes each time
@@ -280,12 +301,21 @@ def cached_facts(con, years: Sequence[str], student_ids: Sequence[str] | None = 
     return per_connection[key]
 
 
+def prepare_facts(con, years: Sequence[str], student_ids: Sequence[str] | None, *, district: bool) -> None:
+    """Build the facts a table will need, the district's first when it is compared with the
+    district: the cohort's facts are then taken from them instead of from the raw tables."""
+    if district:
+        cached_facts(con, years, None)
+    cached_facts(con, years, student_ids)
+
+
 def release_facts(con) -> None:
     """Drop the connection's cached fact tables from the warehouse now (they are temporary
     tables, dropped anyway when the connection closes); call it before closing a connection
     to a server that may go away first."""
     try:
         cached = _FACTS.pop(con, {})
+        _SUMS_CACHE.pop(con, None)
     except TypeError:
         return
     for facts in cached.values():
@@ -308,13 +338,85 @@ def _available_years(con) -> set[str]:
     return cached
 
 
+# Each measure's columns in `_measure_sums`: (students column, count column, subject); the
+# students column counts the rows the measure is over, as the filter in `_aggregate` does.
+_SUMS = {
+    "enrolled": [("sum_enrolled_students", "sum_enrolled_students", None)],
+    "attendance_rate": [("sum_attendance_students", None, None)],
+    "chronic_absence": [("sum_chronic_eligible", "sum_chronically_absent", None)],
+    "behavior_incident": [("sum_enrolled_students", "sum_any_incident", None)],
+    "course_failure": [("sum_has_marks", "sum_any_failure", None)],
+    "low_income": [("sum_enrolled_students", "sum_low_income", None)],
+    "assessment_benchmark": [("sum_tested_ela", "sum_meets_ela", "ELA"), ("sum_tested_math", "sum_meets_math", "Math")],
+}
+
+
+def _measure_sums(facts: ir.Table, group: list[str]) -> ir.Table:
+    """Every measure's sums for each group in one aggregation: the same numbers `_aggregate`
+    gives measure by measure, with a filtered count where `_aggregate` filters the rows first."""
+    student = _.student_id
+    attending = _.days_enrolled > 0
+    return facts.group_by(group).aggregate(
+        sum_enrolled_students=student.nunique(),
+        sum_attendance_students=student.nunique(where=attending),
+        sum_days_enrolled=_.days_enrolled.sum(where=attending),
+        sum_days_absent=_.days_absent.sum(where=attending),
+        sum_chronic_eligible=student.nunique(where=_.chronic_eligible),
+        sum_chronically_absent=student.nunique(where=_.chronic_eligible & _.chronically_absent),
+        sum_any_incident=student.nunique(where=_.any_incident),
+        sum_has_marks=student.nunique(where=_.has_marks),
+        sum_any_failure=student.nunique(where=_.has_marks & _.any_failure),
+        sum_low_income=student.nunique(where=_.low_income),
+        sum_tested_ela=student.nunique(where=_.tested_ela),
+        sum_meets_ela=student.nunique(where=_.tested_ela & _.meets_ela),
+        sum_tested_math=student.nunique(where=_.tested_math),
+        sum_meets_math=student.nunique(where=_.tested_math & _.meets_math),
+    )
+
+
+_SUMS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _cached_sums(con, years: Sequence[str], breakdowns: Sequence[str], student_ids) -> pd.DataFrame:
+    """`_measure_sums` of the (years, students) facts by the breakdowns, queried once per connection."""
+    group = _group_columns(breakdowns)
+    key = (tuple(years), _ids_key(student_ids), tuple(breakdowns))
+    try:
+        per_connection = _SUMS_CACHE.setdefault(con, {})
+    except TypeError:
+        per_connection = {}
+    if key not in per_connection:
+        facts = cached_facts(con, years, student_ids)
+        if "program" in breakdowns:
+            facts = _with_programs(con, facts, years)
+        per_connection[key] = _measure_sums(facts, group).to_pandas()
+    return per_connection[key]
+
+
+def _from_sums(sums: pd.DataFrame, measure: str, group: list[str]) -> pd.DataFrame:
+    """One measure's frame, as `_aggregate` + to_pandas give it, taken from `_measure_sums`."""
+    parts = []
+    for students, count, subject in _SUMS[measure]:
+        rows = sums[sums[students] > 0]  # a group with none of the measure's students has no row
+        part = rows[group].copy()
+        part["students"] = rows[students].astype("int64")
+        if measure == "attendance_rate":
+            part["days_enrolled"] = rows["sum_days_enrolled"]
+            part["days_absent"] = rows["sum_days_absent"]
+        else:
+            part["count"] = rows[count].astype("int64")
+        if subject is not None:
+            part["subject"] = subject
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _run(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids) -> pd.DataFrame:
     group = _group_columns(breakdowns)
-    facts = cached_facts(con, years, student_ids)
-    if "program" in breakdowns:
-        facts = _with_programs(con, facts, years)
-    parts = _aggregate(facts, measure, group)
-    frame = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
+    if os.environ.get("WORKBENCH_NO_FACT_CACHE"):  # the previous path, for benchmarks/fill_benchmark.py
+        frame = _measure_by_measure(con, measure, years, breakdowns, student_ids)
+    else:
+        frame = _from_sums(_cached_sums(con, years, breakdowns, student_ids), measure, group)
     frame = _finish(frame, measure)
     order = group + (["subject"] if "subject" in frame.columns else [])
     leading = order + ["students", "count", "value"]

@@ -34,11 +34,18 @@ def _job(request_file, policy, as_of, releases, warehouse, use_register):
               help="Release store (default: WORKBENCH_RELEASES or releases/).")
 @click.option("--warehouse", default=None, help="Ibis URL or DuckDB path (default: configured).")
 @click.option("--no-register", is_flag=True, help="Do not record the release in the request register.")
-def fill_command(request_file, policy, as_of, releases, warehouse, no_register):
-    """Decide a request, run its template in the guarded kernel, check and release it."""
-    from workbench.batch import fill_one
+@click.option("--quiet", "-q", is_flag=True, help="Do not print each stage on stderr as it starts.")
+def fill_command(request_file, policy, as_of, releases, warehouse, no_register, quiet):
+    """Decide a request, run its template in the guarded kernel, check and release it.
 
-    outcome = fill_one(_job(request_file, policy, as_of, releases, warehouse, not no_register))
+    Each stage (deciding, starting kernel, each template cell, checking release, publishing) is
+    printed on stderr as it starts, unless --quiet.
+    """
+    from workbench.batch import fill_one
+    from workbench.progress import StageLines
+
+    progress = None if quiet else StageLines().for_request(request_file.name)
+    outcome = fill_one(_job(request_file, policy, as_of, releases, warehouse, not no_register), progress=progress)
     if not outcome["ok"]:
         click.echo(f"error: {outcome['error']}", err=True)
         sys.exit(outcome["exit_code"])
@@ -71,17 +78,22 @@ def _summary_table(results: list[dict], seconds: float) -> None:
 @as_of_option
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--warehouse", default=None)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Parallel worker processes.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Worker processes, each with a warm kernel  [default: one per core].")
 @click.option("--no-register", is_flag=True)
-def batch_command(folder, every_school, schools, requests_out, policy, as_of, releases, warehouse, workers, no_register):
+@click.option("--quiet", "-q", is_flag=True, help="Only the bar: do not print each report's stages on stderr.")
+def batch_command(folder, every_school, schools, requests_out, policy, as_of, releases, warehouse, workers, no_register,
+                  quiet):
     """Fill every request file in FOLDER, or one request for every school, in parallel.
 
     A failing request does not stop the others; failures are listed at the end and the exit
-    status is 1 when any failed.
+    status is 1 when any failed. Each report's stages are printed on stderr as they start,
+    above the bar of reports done, unless --quiet.
     """
     from tqdm import tqdm
 
-    from workbench.batch import request_files, requests_for_every_school, run_batch
+    from workbench.batch import default_workers, request_files, requests_for_every_school, run_batch
+    from workbench.progress import StageLines
 
     if (folder is None) == (every_school is None):
         raise click.UsageError("give a FOLDER of request files or --every-school REQUEST.yml (one of them)")
@@ -99,8 +111,21 @@ def batch_command(folder, every_school, schools, requests_out, policy, as_of, re
         files = request_files(folder)
     jobs = [_job(f, policy, as_of, releases, warehouse, not no_register) for f in files]
     started = time.perf_counter()
-    with tqdm(total=len(jobs), desc="filling", unit="request", file=sys.stderr) as bar:
-        results = run_batch(jobs, workers, on_done=lambda _result: bar.update(1))
+    workers = workers or default_workers()
+    click.echo(f"{len(jobs)} requests, {min(workers, len(jobs))} worker(s)", err=True)
+    # The bar redraws itself in place: on a terminal only; elsewhere (a log) the lines say it all.
+    with tqdm(total=len(jobs), desc="filling", unit="request", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        lines = StageLines(write=lambda line: bar.write(line, file=sys.stderr))
+        on_stage = None if quiet else (lambda request, stage: lines(Path(request).name, stage))
+        done = []
+
+        def on_done(result: dict) -> None:
+            done.append(result)
+            bar.update(1)
+            if not quiet:
+                lines(Path(result["request"]).name, f"{'done' if result['ok'] else 'FAILED'} ({len(done)}/{len(jobs)})")
+
+        results = run_batch(jobs, workers, on_done=on_done, on_stage=on_stage)
     _summary_table(results, time.perf_counter() - started)
     sys.exit(1 if any(not r["ok"] for r in results) else 0)
 

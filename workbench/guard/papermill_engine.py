@@ -23,31 +23,58 @@ from workbench.guard.savecheck import check_notebook
 ENGINE_NAME = "workbench"
 
 
-def checked_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)))
+def checked_copy(nb: nbformat.NotebookNode, memo: dict | None = None) -> nbformat.NotebookNode:
+    cleaned, _ = check_notebook(json.loads(nbformat.writes(nb)), memo=memo)
     return nbformat.from_dict(cleaned)
 
 
 class CheckedExecutionManager(NotebookExecutionManager):
+    """Saves (papermill saves before and after every cell) are checked; each output is read once
+    per run (`savecheck.scan_notebook`'s memo), not once per save."""
+
+    def __init__(self, *args, on_cell=None, **kwargs):
+        self.check_memo: dict = {}
+        self.on_cell = on_cell
+        super().__init__(*args, **kwargs)
+        self.code_cells = [i for i, cell in enumerate(self.nb.cells) if cell.cell_type == "code"]
+
+    def cell_start(self, cell, cell_index=None, **kwargs):
+        if self.on_cell is not None and cell_index in self.code_cells:
+            self.on_cell(self.code_cells.index(cell_index) + 1, len(self.code_cells), _heading_before(self.nb, cell_index))
+        return super().cell_start(cell, cell_index, **kwargs)
+
     def save(self, **kwargs):
         if self.output_path:
-            write_ipynb(checked_copy(self.nb), self.output_path)
+            write_ipynb(checked_copy(self.nb, self.check_memo), self.output_path)
         self.last_save_time = self.now()
 
 
+def _heading_before(nb: nbformat.NotebookNode, index: int) -> str:
+    """The text of the last markdown heading above cell `index` (the section a cell is in)."""
+    for cell in reversed(nb.cells[:index]):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
 class CheckedEngine(NBClientEngine):
+    """`on_cell(number, of, section)` (optional) is called as each code cell starts."""
+
     @classmethod
     def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                         autosave_cell_every=30, **kwargs):
+                         autosave_cell_every=30, on_cell=None, **kwargs):
         nb_man = CheckedExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
-                                         log_output=log_output, autosave_cell_every=autosave_cell_every)
+                                         log_output=log_output, autosave_cell_every=autosave_cell_every,
+                                         on_cell=on_cell)
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
-        return checked_copy(nb_man.nb)  # papermill writes what the engine returns, once more
+        return checked_copy(nb_man.nb, nb_man.check_memo)  # papermill writes what the engine returns, once more
 
 
 def register() -> str:

@@ -25,6 +25,7 @@ No Jupyter imports at module level: the check is plain nbformat JSON.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 from collections import Counter
@@ -200,15 +201,23 @@ def _frames(where: str, payload: Any) -> Iterator[pd.DataFrame]:
 
 # --- the check ------------------------------------------------------------------------------
 
-def scan_notebook(notebook: dict, index: Any, rule: Any, level: str) -> ScanResult:
-    """Every output of `notebook` (nbformat 4 as a dict) that shows what the guard would hide."""
+def scan_notebook(notebook: dict, index: Any, rule: Any, level: str, memo: dict | None = None) -> ScanResult:
+    """Every output of `notebook` (nbformat 4 as a dict) that shows what the guard would hide.
+
+    `memo` (a dict kept by the caller) remembers each output's findings by its content, index,
+    rule and level: a notebook saved after every cell is then read once per output, not once per
+    save.
+    """
     allowed = ALLOWED_IDENTIFIERS.get(level, frozenset())
     kinds = [kind for kind in KINDS if kind not in allowed]
     result = ScanResult()
     for number, cell in enumerate(notebook.get("cells", []), start=1):
         for position, output in enumerate(cell.get("outputs", []) or [], start=1):
             result.outputs += 1
-            result.findings += _output_findings(output, number, position, index, rule, level, kinds)
+            if memo is None:
+                result.findings += _output_findings(output, number, position, index, rule, level, kinds)
+            else:
+                result.findings += _remembered_findings(memo, output, number, position, index, rule, level, kinds)
     widgets = (notebook.get("metadata") or {}).get("widgets")
     if widgets and kinds:
         for found in sorted({f.kind for f in index.find(json.dumps(widgets), kinds)}):
@@ -236,6 +245,21 @@ def _output_findings(output: dict, cell: int, position: int, index: Any, rule: A
     except Exception:  # noqa: BLE001 - an output the check cannot read is not stored
         findings.append(Finding(cell, position, "unreadable", "output"))
     return list(dict.fromkeys(findings))
+
+
+def _remembered_findings(memo: dict, output: dict, cell: int, position: int, index: Any, rule: Any, level: str,
+                         kinds: list[str]) -> list[Finding]:
+    content = hashlib.sha256(json.dumps(output, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        # The index and rule objects themselves are in the key: kept alive, never mistaken for others.
+        key = (content, index, rule, level)
+        known = memo.get(key)
+    except TypeError:  # an unhashable rule: read the output again
+        return _output_findings(output, cell, position, index, rule, level, kinds)
+    if known is None:
+        known = [(f.kind, f.where) for f in _output_findings(output, cell, position, index, rule, level, kinds)]
+        memo[key] = known
+    return [Finding(cell, position, kind, where) for kind, where in known]
 
 
 def _newly_withheld(frame: pd.DataFrame, columns: tuple[str, ...]) -> bool:
@@ -280,8 +304,10 @@ def clean_notebook(notebook: dict, result: ScanResult) -> dict:
     return cleaned
 
 
-def check_notebook(notebook: dict, *, level: str | None = None, rule: Any = None, index: Any = None) -> tuple[dict, ScanResult]:
-    """Scan `notebook` with the guard's settings (or those given) and return it cleaned."""
+def check_notebook(notebook: dict, *, level: str | None = None, rule: Any = None, index: Any = None,
+                   memo: dict | None = None) -> tuple[dict, ScanResult]:
+    """Scan `notebook` with the guard's settings (or those given) and return it cleaned (`memo`: see
+    `scan_notebook`)."""
     from workbench.guard import settings as guard_settings
     from workbench.guard.student_index import current_index
 
@@ -292,7 +318,7 @@ def check_notebook(notebook: dict, *, level: str | None = None, rule: Any = None
     index = index if index is not None else current_index()
     if rule is None:  # no policy could be loaded: no table is stored
         rule = _BLOCK_EVERY_TABLE
-    result = scan_notebook(notebook, index, rule, level)
+    result = scan_notebook(notebook, index, rule, level, memo)
     return clean_notebook(notebook, result), result
 
 

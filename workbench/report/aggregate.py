@@ -23,6 +23,7 @@ breakdown is not additive and is not offered here.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from workbench.disclosure.rates import NOT_APPLICABLE, SUPPRESSED_MARK, RateDisp
 from workbench.disclosure.release import RateInput
 from workbench.disclosure.table import CountTable, TableInputError, with_margins
 from workbench.errors import InputError
-from workbench.measures import MEASURES, compute
+from workbench.measures import MEASURES, compute, prepare_facts
 from workbench.report.files import write_xlsx
 from workbench.report.release_year import release_model
 
@@ -300,6 +301,26 @@ def _attendance(cells: pd.DataFrame, table: CountTable, shown: np.ndarray, rule)
     return numbers, texts
 
 
+_SCHOOL_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _school_names(con) -> dict[str, str]:
+    """School ID -> name, read once per connection (every table of a report labels its schools)."""
+    try:
+        return _SCHOOL_NAMES[con]
+    except KeyError:
+        pass
+    except TypeError:  # a connection that cannot be weakly referenced
+        return _read_school_names(con)
+    names = _SCHOOL_NAMES[con] = _read_school_names(con)
+    return names
+
+
+def _read_school_names(con) -> dict[str, str]:
+    schools = con.table("schools").select("school_id", "name").to_pandas()
+    return dict(zip(schools["school_id"], schools["name"]))
+
+
 def build_table(
     ctx,
     measures: list[str],
@@ -330,11 +351,11 @@ def build_table(
     dims = [COLUMN_FOR.get(b, b) for b in breakdowns]
     rule = ctx.rule
     banded = _table_bands(ctx, breakdowns, bands)
-    schools = ctx.con.table("schools").select("school_id", "name").to_pandas()
-    school_names = dict(zip(schools["school_id"], schools["name"]))
+    school_names = _school_names(ctx.con)
     student_ids = ctx.population(year)
     table_name = name or f"{year}_{'_'.join(dims)}"
 
+    prepare_facts(ctx.con, [year], student_ids, district=district_comparison)
     enrolled = compute(ctx.con, "enrolled", [year], breakdowns, student_ids)
     enrolled = enrolled.rename(columns={v: k for k, v in _COMPUTE_COLUMN.items() if k in breakdowns})
     enrolled = _in_bands(_labels(enrolled, dims, school_names)[dims + ["students"]].astype({d: str for d in dims}),
