@@ -176,3 +176,21 @@ def test_a_killed_worker_fails_its_request_and_takes_its_kernel_with_it(tmp_path
     while _running(kernel) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _running(kernel), "the killed worker's kernel outlived it"
+
+
+def test_a_parallel_batch_after_a_sequential_one_in_the_same_process(tmp_path, demo_warehouse):
+    # The workers are forked from a process whose warm kernel and event loop were in use.
+    script = tmp_path / "two_batches.py"
+    script.write_text(
+        "import sys\n"
+        "from workbench.batch import FillJob, run_batch\n"
+        "demo, warehouse, out = sys.argv[1:]\n"
+        "def jobs(folder):\n"
+        f"    return [FillJob(f'{{demo}}/{{name}}.yml', None, '{AS_OF}', f'{{out}}/{{folder}}', warehouse, False)\n"
+        "            for name in ('partner_aggregate', 'media')]\n"
+        "print('sequential', all(r['ok'] for r in run_batch(jobs('one'), workers=1)), flush=True)\n"
+        "print('parallel', all(r['ok'] for r in run_batch(jobs('two'), workers=2)), flush=True)\n")
+    done = subprocess.run([sys.executable, str(script), str(DEMO), demo_warehouse, str(tmp_path)],
+                          capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["sequential", "True", "parallel", "True"]

@@ -46,6 +46,16 @@ def test_option_beats_environment_beats_file_beats_default(project, monkeypatch)
     assert settings.sources()["policy"] == "environment WORKBENCH_POLICY"
 
 
+def test_a_relative_path_given_as_an_option_or_in_the_environment_is_the_working_folders(project, monkeypatch):
+    here = project / "notebooks" / "deep"
+    assert settings.resolve("warehouse", "w.duckdb").value == str(here / "w.duckdb")
+    monkeypatch.setenv("WORKBENCH_RELEASES", "out")
+    assert settings.resolve("releases").value == str(here / "out")
+    # URLs and names are left as given.
+    assert settings.resolve("warehouse", "postgresql://db/district").value == "postgresql://db/district"
+    assert settings.resolve("policy", "bps").value == "bps"
+
+
 def test_the_level_is_never_read_from_the_file(project):
     (project / "workbench.toml").write_text('level = "identified"\n')
     assert settings.resolve("level").value == "aggregate"

@@ -127,6 +127,30 @@ def _warm_kernel():
     return _WARM_KERNEL
 
 
+def _forget_the_parents_event_loops() -> None:
+    """After a fork: the event loop (its epoll descriptor shared with the parent) and the loop
+    threads that jupyter_client's blocking calls keep were the parent's; reusing them hangs."""
+    import asyncio
+
+    try:
+        from jupyter_core import utils as jupyter_utils
+    except ImportError:
+        jupyter_utils = None
+    if jupyter_utils is not None:
+        getattr(jupyter_utils, "_runner_map", {}).clear()
+        loop_variable = getattr(jupyter_utils, "_loop", None)
+        if loop_variable is not None:
+            loop_variable.set(None)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def _close_warm_kernel() -> None:
+    global _WARM_KERNEL
+    if _WARM_KERNEL is not None:
+        _WARM_KERNEL.close()
+        _WARM_KERNEL = None
+
+
 def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) -> dict:
     """Fills one request in whatever process runs it; returns a plain, picklable summary.
 
@@ -193,6 +217,7 @@ def _worker(connection) -> None:
     # A kernel the batch's own process had (a sequential batch before this one) is its, not ours:
     # the forked handle to it must be neither used nor shut down here.
     _WARM_KERNEL = None
+    _forget_the_parents_event_loops()
 
     def on_term(_signum, _frame):
         raise SystemExit(128 + signal.SIGTERM)
@@ -274,6 +299,9 @@ def run_batch(jobs: Sequence[FillJob], workers: int | None = None, on_done: Call
             finish(index, fill_one(job, warm=workers == 1 and len(jobs) > 1, progress=stage_of(job)))
         return [results[i] for i in range(len(jobs))]
 
+    # Workers are forked: a warm kernel this process still holds (from a sequential batch before)
+    # would be copied into each of them half-alive. It is closed here and started again when needed.
+    _close_warm_kernel()
     context = multiprocessing.get_context()
     waiting = list(range(len(jobs)))
     pool: list[_Worker] = []

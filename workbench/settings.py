@@ -110,11 +110,13 @@ def resolve(name: str, option: object | None = None) -> Setting:
     spec = _SPECS.get(name)
     if spec is None:
         raise SettingsError(f"unknown setting {name!r}; known: {', '.join(NAMES)}")
+    # A relative path given on the command line or in the environment means the working folder's:
+    # made absolute here, so a kernel or worker started elsewhere reads the same place.
     if option is not None and str(option) != "":
-        return Setting(name, str(option), "option")
+        return Setting(name, _absolute(spec, str(option)), "option")
     from_env = os.environ.get(spec.env)
     if from_env:
-        return Setting(name, from_env, f"environment {spec.env}")
+        return Setting(name, _absolute(spec, from_env), f"environment {spec.env}")
     path = config_file()
     if spec.in_file and path is not None:
         value = read_file_settings(path).get(name)
@@ -125,6 +127,12 @@ def resolve(name: str, option: object | None = None) -> Setting:
             return Setting(name, text, CONFIG_FILE, path)
     root = path.parent if path is not None else PACKAGE_ROOT
     return Setting(name, spec.default.format(project=root), "default")
+
+
+def _absolute(spec: "_Spec", text: str) -> str:
+    if spec.is_path and "://" not in text and not Path(text).is_absolute():
+        return str(Path(text).resolve())
+    return text
 
 
 def describe(**options: object | None) -> dict[str, dict[str, str]]:
