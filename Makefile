@@ -85,6 +85,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/warehouse_benchmark.py
 	$(BIN)/python benchmarks/engines_benchmark.py
 	$(BIN)/python benchmarks/disclosure_benchmark.py
+	$(BIN)/python benchmarks/bands_benchmark.py
 	$(BIN)/python benchmarks/batch_benchmark.py
 	$(BIN)/python benchmarks/fill_benchmark.py
 	$(BIN)/python benchmarks/district_report_benchmark.py
