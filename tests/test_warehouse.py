@@ -5,6 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from workbench.errors import InputError
+
 from workbench.warehouse import WarehouseError, connect, warehouse_info
 
 
@@ -52,5 +54,6 @@ def test_a_spark_url_is_checked_before_spark_starts(tmp_path):
 
     with pytest.raises(SparkProblem, match="no Parquet warehouse at"):
         connect(f"spark://{tmp_path}/missing")
-    with pytest.raises(SparkProblem, match="unknown parameter 'memory'"):
+    # A mistake in the URL is the analyst's (exit 2), not the machine's.
+    with pytest.raises(InputError, match="warehouse: unknown parameter 'memory'"):
         connect(f"spark://{tmp_path}?memory=8g")

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from workbench.errors import EnvironmentProblem
+from workbench.errors import EnvironmentProblem, InputError
 
 SPARK_TYPES = {"VARCHAR": "string", "SMALLINT": "smallint", "INTEGER": "int", "BOOLEAN": "boolean", "DATE": "date"}
 LOG_CONFIG = Path(__file__).resolve().parent / "spark-log4j2.properties"
@@ -44,7 +44,7 @@ def parse_location(location: str) -> tuple[str | None, str, str | None, dict[str
         elif key.startswith("spark."):
             settings[key] = value
         else:
-            raise SparkProblem(f"unknown parameter {key!r} in the Spark warehouse URL; use views=FILE or spark.* settings")
+            raise InputError(f"warehouse: unknown parameter {key!r} in the Spark warehouse URL; use views=FILE or spark.* settings")
     return master, parts.path, views, settings
 
 
