@@ -6,7 +6,6 @@ import duckdb
 import pytest
 
 from workbench.errors import InputError
-
 from workbench.warehouse import WarehouseError, connect, warehouse_info
 
 
