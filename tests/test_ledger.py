@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -27,9 +28,12 @@ import yaml
 
 from workbench.fill import fill
 from workbench.ledger import Ledger, candidate_groups
+from workbench.plan import make_plan
 from workbench.policy import load_policy
 from workbench.register import RequestRegister
 from workbench.release.store import ReleaseStore
+from workbench.request import load_request
+from workbench.warehouse import connect
 
 AS_OF = "2026-06-01"
 PARTNER = {"name": "Morgan Lee", "organization": "Reading Partners Collaborative", "role": "community_partner",
@@ -124,6 +128,28 @@ def test_an_id_list_minus_one_student_is_not_released_as_a_second_total(workspac
     letter = (second.release.path / "letter.md").read_text()
     assert "already holds" in letter and "LEDGER-16" in letter
     assert differencing_attack(workspace.releases(), T_DMPS) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first_bands", [False, True])
+def test_grade_bands_and_single_grades_of_one_year_are_not_both_released(workspace, first_bands):
+    # A band's count is the sum of its grades': beside a table by single grades it can pin a grade
+    # that table hid (K-5 published, grades 5 and 6 hidden together), whichever comes first.
+    ids = _program_students(workspace.warehouse)[:40]
+    banded = {**_aggregate({"student_ids": ids}), "bands": ["grade"]}
+    single = _aggregate({"student_ids": ids})
+    first = workspace.fill("LEDGER-GRAIN-1", banded if first_bands else single)
+    assert first.outcome in ("approve", "partial") and first.level == "aggregate"
+    second = workspace.fill("LEDGER-GRAIN-2", single if first_bands else banded)
+    assert second.outcome == "refuse"
+    letter = (second.release.path / "letter.md").read_text()
+    assert "already holds" in letter and "LEDGER-GRAIN-1" in letter
+    # Refused for the granularity, not for a difference of members (the students are the same).
+    con = connect(workspace.warehouse)
+    plan = make_plan(load_request(workspace.request("LEDGER-GRAIN-2", single if first_bands else banded)),
+                     load_policy("dmps"), con, date.fromisoformat(AS_OF))
+    held = workspace.ledger.conflicts(plan, con, load_policy("dmps").small_group_rule())
+    assert held and all("other granularity" in c.describe() and c.earlier_release == "LEDGER-GRAIN-1" for c in held)
 
 
 @pytest.mark.slow

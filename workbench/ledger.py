@@ -176,8 +176,11 @@ class Conflict:
     earlier_release: str  # request id of the release already held
     earlier_labels: str
     difference: int  # students in one group and not the other
+    why: str = ""  # set when the conflict is not a difference of members (see granularity_conflicts)
 
     def describe(self) -> str:
+        if self.why:
+            return f"{self.school_year}: {self.why} (release {self.earlier_release})"
         group = "the year's whole cohort" if not self.labels else f"the group {self.labels.replace('|', ', ')}"
         return (f"{self.school_year}: {group} differs by {self.difference} student"
                 f"{'s' if self.difference != 1 else ''} from a group the recipient already holds "
@@ -201,6 +204,42 @@ def student_labels(con, year: str, student_ids: list[str], breakdowns: list[str]
     schools = con.table("schools").select("school_id", "name").to_pandas()
     labelled = _labels(facts, dims, dict(zip(schools["school_id"], schools["name"])))
     return {row["student_id"]: {dim: str(row[dim]) for dim in dims} for _, row in labelled.iterrows()}
+
+
+def _pack_bands(plan) -> dict[str, tuple[dict[str, tuple[str, ...]], bool]]:
+    """Per breakdown column the plan's pack bands: (its bands, label -> values; whether the plan
+    publishes it in them)."""
+    from workbench.policy import load_policy
+    from workbench.report.aggregate import COLUMN_FOR
+
+    if not plan.policy_path:
+        return {}
+    policy = load_policy(plan.policy_path)
+    found = {}
+    for breakdown in plan.decision.breakdowns:
+        bands = policy.bands(breakdown)
+        if bands:
+            found[COLUMN_FOR.get(breakdown, breakdown)] = (bands, breakdown in plan.bands)
+    return found
+
+
+def plan_labels(con, year: str, plan) -> dict[str, dict[str, str]]:
+    """Each student's labels as the plan's tables write them: a banded breakdown by its band."""
+    labels = student_labels(con, year, plan.students(year), list(plan.decision.breakdowns))
+    for dim, (bands, banded) in _pack_bands(plan).items():
+        if not banded:
+            continue
+        band_of = {value: band for band, values in bands.items() for value in values}
+        for values in labels.values():
+            if dim in values:
+                values[dim] = band_of.get(values[dim], values[dim])
+    return labels
+
+
+def _other_granularity(plan) -> dict[str, set[str]]:
+    """Per breakdown the pack bands: the labels of the granularity this plan does not publish."""
+    return {dim: ({value for values in bands.values() for value in values} if banded else set(bands))
+            for dim, (bands, banded) in _pack_bands(plan).items()}
 
 
 def candidate_groups(labels: dict[str, dict[str, str]], breakdowns: list[str], rule) -> dict[str, set[str]]:
@@ -327,11 +366,33 @@ class Ledger:
         found: list[Conflict] = []
         if not key_ids:
             return found
+        granularity = _other_granularity(plan)
         for year in plan.years:
-            labels = student_labels(con, year, plan.students(year), list(plan.decision.breakdowns))
+            labels = plan_labels(con, year, plan)
             groups = candidate_groups(labels, list(plan.decision.breakdowns), rule)
             found += self.check_groups(connection, shared, key_ids, year, groups, t)
+            found += self.granularity_conflicts(connection, shared, year, granularity)
         return sorted(set(found), key=lambda c: (c.school_year, c.labels, c.earlier_release))
+
+    def granularity_conflicts(self, connection, shared, year: str, other: dict[str, set[str]]) -> list[Conflict]:
+        """A band's count is the sum of its grades' counts: a banded table beside a table by single
+        grades of the same year can pin a grade the one table hid (K-5 published, grades 5 and 6
+        hidden together in the other). The two granularities of one breakdown are never released
+        for the same year to recipients who may share, whichever comes first."""
+        if not other:
+            return []
+        rows = connection.execute(
+            select(groups_table.c.labels, releases_table.c.request_id).distinct()
+            .select_from(groups_table.join(populations_table).join(releases_table))
+            .where(populations_table.c.school_year == year, shared))
+        found = []
+        for labels, request_id in rows:
+            held = dict(pair.split("=", 1) for pair in labels.split("|") if "=" in pair)
+            for dim, values in other.items():
+                if held.get(dim) in values:
+                    found.append(Conflict(year, "", request_id, labels, 0,
+                                          why=f"the recipient holds {dim} by the other granularity (bands or single values)"))
+        return found
 
     def check_groups(self, connection, shared, key_ids, year: str, groups: dict[str, set[str]], t: int) -> list[Conflict]:
         """Conflicts of `groups` (labels -> student IDs) with the `shared` releases' groups of `year`."""
@@ -426,7 +487,7 @@ class Ledger:
                 groups = published.get(year, set())
                 if not groups:
                     continue
-                labels = student_labels(con, year, plan.students(year), list(plan.decision.breakdowns))
+                labels = plan_labels(con, year, plan)
                 population_id = connection.execute(populations_table.insert().values(
                     release_key=key, school_year=year, key_id=key_id)).inserted_primary_key[0]
                 hashed = {sid: digest(sid) for sid in labels}
