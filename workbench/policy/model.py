@@ -27,6 +27,18 @@ from workbench.policy.vocabulary import (
 )
 
 
+
+def _label_of_each_value(groups: dict, duplicate) -> dict[str, str]:
+    """value -> the label of the one group holding it; a value in two groups raises ValueError
+    with `duplicate(value, first label, second label)`."""
+    label_of: dict[str, str] = {}
+    for label, values in groups.items():
+        for value in values:
+            if value in label_of:
+                raise ValueError(duplicate(value, label_of[value], label))
+            label_of[value] = label
+    return label_of
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -135,12 +147,8 @@ class QuasiIdentifiers(FieldClass):
         for name, levels in self.hierarchies.items():
             shown_as: list[dict[str, str]] = []
             for number, groups in enumerate(levels, start=1):
-                level: dict[str, str] = {}
-                for label, values in groups.items():
-                    for value in values:
-                        if value in level:
-                            raise ValueError(f"hierarchies.{name}, level {number}: {value!r} is in two groups")
-                        level[value] = label
+                level = _label_of_each_value(
+                    groups, lambda value, _first, _second: f"hierarchies.{name}, level {number}: {value!r} is in two groups")
                 shown_as.append(level)
             leaves = {value for level in shown_as for value in level}
             labels = {label for level in shown_as for label in level.values()}
@@ -420,12 +428,8 @@ class PolicyPack(_Strict):
         for breakdown, groups in value.items():
             if breakdown not in BREAKDOWNS:
                 raise ValueError(f"{breakdown}: not a breakdown; choose from {', '.join(BREAKDOWNS)}")
-            seen: dict[str, str] = {}
-            for label, members in groups.items():
-                for member in members:
-                    if member in seen:
-                        raise ValueError(f"{breakdown}: category {member} is in bands {seen[member]} and {label}")
-                    seen[member] = label
+            seen = _label_of_each_value(
+                groups, lambda member, first, second: f"{breakdown}: category {member} is in bands {first} and {second}")
             for label in groups:
                 if seen.get(label, label) != label:
                     raise ValueError(f"{breakdown}: band {label} has the name of a category of band {seen[label]}")
