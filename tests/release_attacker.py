@@ -66,6 +66,17 @@ class Table:
     students_hidden: int | None = None
 
 
+def tables_by_year(folder, manifest: dict, facts: dict[str, Facts]) -> dict[str, list[Table]]:
+    """A release's tables as its recipient reads them from its CSV files, by school year."""
+    years: dict[str, list[Table]] = {}
+    for name, summary in manifest["protection"].items():
+        frame = pd.read_csv(folder / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)
+        dims = list(frame.columns[: list(frame.columns).index("students")])
+        measures = [c for c in frame.columns if c in facts or c == "chronic_absence"]
+        years.setdefault(summary["year"], []).append(Table(frame, dims, measures, summary.get("students_hidden")))
+    return years
+
+
 def _key(row: dict, dims: list[str]) -> tuple:
     return tuple(sorted((d, str(row[d])) for d in dims if str(row[d]) != TOTAL))
 

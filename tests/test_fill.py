@@ -52,7 +52,7 @@ def test_aggregate_release_has_every_artifact_and_a_manifest(aggregate_release):
 
 
 def test_each_released_year_gives_an_attacker_nothing(aggregate_release):
-    from tests.release_attacker import Facts, Method, Table, pinned
+    from tests.release_attacker import Facts, Method, pinned, tables_by_year
 
     result, store, _ = aggregate_release
     folder = result.release.path
@@ -63,12 +63,7 @@ def test_each_released_year_gives_an_attacker_nothing(aggregate_release):
         "assessment_benchmark_ela": Facts(zero_where={"grade": {"K", "1", "2", "9", "11", "12"}}),
         "assessment_benchmark_math": Facts(zero_where={"grade": {"K", "1", "2", "9", "11", "12"}}),
     }
-    years: dict[str, list[Table]] = {}
-    for name, summary in manifest["protection"].items():
-        frame = pd.read_csv(folder / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)
-        dims = list(frame.columns[: list(frame.columns).index("students")])
-        measures = [c for c in frame.columns if c in facts or c == "chronic_absence"]
-        years.setdefault(summary["year"], []).append(Table(frame, dims, measures, summary.get("students_hidden")))
+    years = tables_by_year(folder, manifest, facts)
     assert years
     for year, tables in years.items():
         assert pinned(tables, Method(comparison="<=", numerator_threshold=11), facts) == [], year

@@ -16,7 +16,7 @@ from workbench.cli import main
 from workbench.config import DATA_DIR
 from workbench.fill import fill
 from workbench.release.store import ReleaseStore
-from tests.release_attacker import Facts, Method, Table, pinned
+from tests.release_attacker import Facts, Method, pinned, tables_by_year
 
 DEMO = DATA_DIR / "requests" / "demo"
 AS_OF = "2026-06-01"
@@ -65,12 +65,7 @@ def test_the_attacker_finds_nothing_in_the_banded_release(banded_release):
         "assessment_benchmark_ela": Facts(),
         "assessment_benchmark_math": Facts(),
     }
-    years: dict[str, list[Table]] = {}
-    for name, summary in manifest["protection"].items():
-        frame = pd.read_csv(folder / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)
-        dims = list(frame.columns[: list(frame.columns).index("students")])
-        measures = [c for c in frame.columns if c in facts or c == "chronic_absence"]
-        years.setdefault(summary["year"], []).append(Table(frame, dims, measures, summary.get("students_hidden")))
+    years = tables_by_year(folder, manifest, facts)
     for year, tables in years.items():
         assert pinned(tables, Method(comparison="<=", numerator_threshold=11), facts) == [], year
 
