@@ -115,9 +115,9 @@ def forward_frequencies(codes: np.ndarray) -> np.ndarray:
 
 # -- the peer ---------------------------------------------------------------------------------
 
-def sdcmicro_local_suppression(data: pd.DataFrame, quasi: list[str], give_up: list[str], k: int) -> pd.DataFrame:
-    """Suppress, record by record, the least important key variable still shown while its frequency
-    (a blank matching anything) is below k; the joined record is the unit, as for the workbench."""
+def _indexed_records(data: pd.DataFrame, quasi: list[str]):
+    """A copy of the rows with the quasi-identifiers as text, each row's student and year index, and
+    the joined multi-year records (`_joined_record`)."""
     frame = data.copy()
     for q in quasi:
         frame[q] = frame[q].astype(str)
@@ -125,7 +125,14 @@ def sdcmicro_local_suppression(data: pd.DataFrame, quasi: list[str], give_up: li
     years = sorted(pd.unique(frame["school_year"]))
     row_student = students.get_indexer(frame["student_id"].astype(str))
     row_year = pd.Index(years).get_indexer(frame["school_year"])
-    codes, blankable, columns, _ = _joined_record(frame, quasi, row_student, row_year, len(students), len(years))
+    joined = _joined_record(frame, quasi, row_student, row_year, len(students), len(years))
+    return frame, row_student, row_year, joined
+
+
+def sdcmicro_local_suppression(data: pd.DataFrame, quasi: list[str], give_up: list[str], k: int) -> pd.DataFrame:
+    """Suppress, record by record, the least important key variable still shown while its frequency
+    (a blank matching anything) is below k; the joined record is the unit, as for the workbench."""
+    frame, row_student, row_year, (codes, blankable, columns, _) = _indexed_records(data, quasi)
     rank = {q: i for i, q in enumerate(give_up)}
     order = sorted(range(len(columns)), key=lambda j: rank[columns[j][0]])
     codes = codes.copy()
@@ -149,16 +156,9 @@ def sdcmicro_local_suppression(data: pd.DataFrame, quasi: list[str], give_up: li
 # -- the bound ----------------------------------------------------------------------------------
 
 def lower_bound(data: pd.DataFrame, quasi: list[str], hierarchies: dict[str, Hierarchy], k: int) -> float:
-    frame = data.copy()
-    for q in quasi:
-        frame[q] = frame[q].astype(str)
-    students = pd.Index(pd.unique(frame["student_id"].astype(str)))
-    years = sorted(pd.unique(frame["school_year"]))
-    row_student = students.get_indexer(frame["student_id"].astype(str))
-    row_year = pd.Index(years).get_indexer(frame["school_year"])
-    codes, blankable, columns, categories = _joined_record(frame, quasi, row_student, row_year, len(students), len(years))
+    frame, row_student, row_year, (codes, blankable, columns, categories) = _indexed_records(data, quasi)
     presence = codes[:, -1]
-    rows_of = np.bincount(row_student, minlength=len(students))
+    rows_of = np.bincount(row_student, minlength=len(codes))
     options = []  # per joined column: list of (codes at that level, loss per student)
     for j, (q, year_index) in enumerate(columns):
         hierarchy = hierarchies.get(q, SUPPRESSION_ONLY)
@@ -173,7 +173,7 @@ def lower_bound(data: pd.DataFrame, quasi: list[str], hierarchies: dict[str, Hie
             loss = np.where(present, np.array(value_loss(list(values), hierarchy, level, domain))[np.maximum(codes[:, j], 0)], 0.0)
             per_level.append((shown, loss * cells))
         options.append(per_level)
-    best = np.full(len(students), np.inf)
+    best = np.full(len(codes), np.inf)
     for choice in itertools.product(*(range(len(o)) for o in options)):
         key = pd.DataFrame({"p": presence, **{str(j): options[j][level][0] for j, level in enumerate(choice)}})
         agree = key.groupby(list(key.columns))["p"].transform("size").to_numpy()
