@@ -29,6 +29,9 @@ from workbench.disclosure.table import CellSpace, CountTable, TableInputError, w
 from workbench.errors import InputError
 
 
+_WITNESSES_KEPT = 400
+
+
 class ReleaseError(InputError):
     """A table that cannot be released safely beside what the release already holds."""
 
@@ -89,6 +92,10 @@ class ReleaseModel:
         self.hidden_totals: dict[str, int | None] = {}
         self.time_limit = time_limit
         self.max_rounds = max_rounds
+        # Feasible points of the recipient's program found by earlier audits of this year: each
+        # later audit checks them against its larger program before solving anything (None:
+        # keep none, every audit starts afresh).
+        self.witnesses: list | None = []
 
     def add(self, table: CountTable, rates: Sequence[RateInput] = ()) -> TableRelease:
         started = time.perf_counter()
@@ -117,7 +124,10 @@ class ReleaseModel:
         while True:
             rounds += 1
             totals = self._hidden_totals(space, tables, suppressed, table.name, hidden_total)
-            audit = audit_release(space, suppressed, self.rule, views, totals, time_limit=self.time_limit)
+            audit = audit_release(space, suppressed, self.rule, views, totals, time_limit=self.time_limit,
+                                  witnesses=self.witnesses)
+            if self.witnesses is not None:
+                del self.witnesses[:-_WITNESSES_KEPT]
             if audit.safe:
                 break
             if rounds >= self.max_rounds or not self._fix(audit.failing, views, order, layers, space, suppressed):

@@ -20,6 +20,11 @@ the denominator of a hidden or coded rate) is safe when the program admits two i
 for it. The audit proves it with feasible points: the true release is one, and for each
 quantity not yet seen to move, HiGHS is asked for a solution with the quantity at most its true
 value minus one, then at least plus one. Every solution found settles every quantity it moves.
+
+Tables are added to a release one at a time and each addition is audited with everything before
+it, so the solutions found for earlier audits are kept (as the values they give each count,
+denominator and numerator, by name) and tried first: one that still satisfies every constraint
+of the larger program, checked exactly, settles what it moves there too without a new solve.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ def audit_release(
     hidden_totals: list[tuple[np.ndarray, int]] = (),
     *,
     time_limit: float = 10.0,
+    witnesses: list[dict] | None = None,
 ) -> ReleaseAuditResult:
     """Every protected quantity of the release that the recipient's integer program pins.
 
@@ -92,33 +98,128 @@ def audit_release(
     are first probed with every count held at its true value: an alternative found there,
     with every other measure left at its true values, is a solution of the whole program. What
     that cannot settle, and every suppressed count, is probed in the whole program.
+
+    witnesses: feasible points of earlier audits of this release (variable name -> value, for
+    the variables that differ from the truth); they are tried first, and every point this audit
+    finds is appended.
     """
     started = time.perf_counter()
     result = ReleaseAuditResult([], 0, 0, 0.0)
+    program = _build(space, suppressed, rule, layers, hidden_totals, range(len(layers)), fix_counts=False)
+    every_target, every_expression = _targets(space, suppressed, rule, layers, program, counts=True)
+    result.targets = len(every_target)
+    settled: set[tuple] = set()
+    if witnesses:
+        replayed = _replay(program, _names(space, layers, program), witnesses, every_expression, time_limit, result)
+        settled = {_identity(t) for t, ok in zip(every_target, replayed) if ok}
     unresolved: list[tuple[int, int, str]] = []  # (layer, lid, what)
     for group in _measure_groups(layers):
-        program = _build(space, suppressed, rule, layers, (), group, fix_counts=True)
-        targets, expressions = _targets(space, suppressed, rule, layers, program, counts=False)
-        result.targets += len(targets)
-        moved = _settle(program, expressions, time_limit, result)
+        part = _build(space, suppressed, rule, layers, (), group, fix_counts=True)
+        targets, expressions = _targets(space, suppressed, rule, layers, part, counts=False, skip=settled)
+        sink = _Sink(witnesses, _names(space, layers, part))
+        moved = _settle(part, expressions, time_limit, result, sink=sink)
         unresolved += [(t.layer, t.lid, t.what) for t, ok in zip(targets, moved) if not ok]
-    program = _build(space, suppressed, rule, layers, hidden_totals, range(len(layers)), fix_counts=False)
-    targets, expressions = _targets(space, suppressed, rule, layers, program, counts=True, only=set(unresolved))
-    result.targets += sum(t.layer is None for t in targets)
+    targets, expressions = _targets(space, suppressed, rule, layers, program, counts=True, only=set(unresolved),
+                                    skip=settled)
+    sink = _Sink(witnesses, _names(space, layers, program))
     moved = np.zeros(len(targets), dtype=bool)
     if targets:
-        moved = _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expressions, time_limit, result)
+        moved = _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expressions, time_limit, result,
+                               sink)
     if not moved.all():
         rest = [i for i in range(len(targets)) if not moved[i]]
         again = _settle(program, [expressions[i] for i in rest], time_limit, result,
-                        _count_steps(space, suppressed, layers, program))
+                        _count_steps(space, suppressed, layers, program), sink=sink)
         moved[np.array(rest)[again]] = True
     result.failing = [t for t, ok in zip(targets, moved) if not ok]
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expressions, time_limit, result) -> np.ndarray:
+def _identity(target: "Target") -> tuple:
+    return (target.layer, target.lid, target.what)
+
+
+def _names(space: CellSpace, layers: list[LayerView], built: "_Built") -> list:
+    """Each variable of a program by what it is, so points carry over between programs."""
+    names: list = [None] * built.builder.n
+    for lid, var in enumerate(built.n_var.tolist()):
+        names[var] = ("n", space.keys[lid])
+    for index, (m_var, y_var) in built.layer_vars.items():
+        layer = layers[index]
+        for lid, key in enumerate(layer.space.keys):
+            names[m_var[lid]] = ("m", layer.name, key)
+            names[y_var[lid]] = ("y", layer.name, key)
+    return names
+
+
+class _Sink:
+    """Where the feasible points a program gives are kept: the names of its variables and their values."""
+
+    def __init__(self, witnesses: list | None, names: list) -> None:
+        self.witnesses, self.names = witnesses, names
+
+    def keep(self, point: np.ndarray) -> None:
+        if self.witnesses is not None:
+            self.witnesses.append((self.names, np.asarray(point[: len(self.names)], dtype=float).copy()))
+
+
+def _replay(program: "_Built", names: list, witnesses: list, expressions, time_limit: float,
+            result: ReleaseAuditResult) -> np.ndarray:
+    """Which quantities earlier points settle in this program.
+
+    An earlier point gives values to the variables its program had; the variables this program
+    adds start at their true values. A point that then satisfies every constraint settles what it
+    moves; one that does not is completed by solving for the added variables alone (the earlier
+    ones held), tried only when it would settle something not yet settled.
+    """
+    where = {name: i for i, name in enumerate(names) if name is not None}
+    expr = _expression_matrix(expressions, program.builder.n)
+    true_values = expr @ program.point
+    moved = np.zeros(len(expressions), dtype=bool)
+    check = program.builder.checker()
+    model = None
+    positions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for old_names, values in witnesses:
+        if id(old_names) not in positions:
+            index = np.array([where.get(name, -1) for name in old_names], dtype=np.int64)
+            positions[id(old_names)] = (index, index >= 0)
+        index, present = positions[id(old_names)]
+        point = program.point.copy()
+        point[index[present]] = values[present]
+        known = np.zeros(program.builder.n, dtype=bool)
+        known[index[present]] = True
+        determined = np.asarray((abs(expr) @ (~known).astype(float)) == 0).ravel()
+        gain = determined & ~moved & (np.abs(expr @ point - true_values) > 0.5)
+        if not gain.any():
+            continue
+        if not check(point):
+            if model is None:
+                model = program.builder.model()
+            held = _Solver(model, time_limit, hold=(np.flatnonzero(known), point[known]))
+            point = held._run()
+            result.solves += held.solves
+            result.unresolved_by_time += held.timeouts
+            if point is None:
+                continue
+        moved |= np.abs(expr @ point - true_values) > 0.5
+    return moved
+
+
+def _expression_matrix(expressions, n: int) -> sp.csr_matrix:
+    if not expressions:
+        return sp.csr_matrix((0, n))
+    return sp.csr_matrix(
+        (
+            np.concatenate([c for _, c in expressions]),
+            (np.repeat(np.arange(len(expressions)), [len(i) for i, _ in expressions]), np.concatenate([i for i, _ in expressions])),
+        ),
+        shape=(len(expressions), n),
+    )
+
+
+def _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expressions, time_limit, result,
+                   sink: _Sink) -> np.ndarray:
     """Count alternatives found on the counts alone, then completed measure by measure.
 
     For a suppressed count, the smallest change of the counts that moves it (an integer program
@@ -126,13 +227,7 @@ def _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expr
     counts held at the changed values. When every measure completes, the pieces form one
     solution of the whole program.
     """
-    expr = sp.csr_matrix(
-        (
-            np.concatenate([c for _, c in expressions]),
-            (np.repeat(np.arange(len(expressions)), [len(i) for i, _ in expressions]), np.concatenate([i for i, _ in expressions])),
-        ),
-        shape=(len(expressions), program.builder.n),
-    )
+    expr = _expression_matrix(expressions, program.builder.n)
     true_values = expr @ program.point
     moved = np.zeros(len(expressions), dtype=bool)
     counts_only = _build(space, suppressed, rule, layers, hidden_totals, [], fix_counts=False)
@@ -163,6 +258,7 @@ def _lifted_counts(space, suppressed, rule, layers, hidden_totals, program, expr
             counts = changed[counts_only.n_var]
             point = _complete(space, suppressed, rule, layers, groups, counts, program, time_limit, result)
             if point is not None:
+                sink.keep(point)
                 moved |= np.abs(expr @ point - true_values) > 0.5
                 break
     result.solves += solver.solves
@@ -196,13 +292,7 @@ def _complete(space, suppressed, rule, layers, groups, counts, program, time_lim
 
 
 def _fits(builder: "_Program", point: np.ndarray) -> bool:
-    if np.any(point < builder.lower - 1e-9) or np.any(point > builder.upper + 1e-9):
-        return False
-    if not builder.entries:
-        return True
-    r, c, v = (np.array(x) for x in zip(*builder.entries))
-    activity = np.bincount(r.astype(int), weights=v * point[c.astype(int)], minlength=len(builder.row_lower))
-    return bool(np.all(activity >= np.array(builder.row_lower) - 1e-9) and np.all(activity <= np.array(builder.row_upper) + 1e-9))
+    return builder.checker()(point)
 
 
 def _measure_groups(layers: list[LayerView]) -> list[list[int]]:
@@ -226,7 +316,10 @@ def _build(space, suppressed, rule, layers, hidden_totals, include, *, fix_count
     builder = _Program()
     n_var = builder.variables(space.n_logical)
     values = space.values.astype(float) if counts is None else np.asarray(counts, dtype=float)
-    cap = float(max(1, int(space.values.max(initial=0)))) * 4 + 1000
+    # Bounds the integer program needs; every true value lies within them (district comparisons
+    # count far more students than the cohort's cells).
+    largest = max([int(space.values.max(initial=0))] + [int(layers[i].denominators.max(initial=0)) for i in include])
+    cap = float(max(1, largest)) * 4 + 1000
     truth_counts = space.values.astype(float)
     if fix_counts:
         builder.lower[n_var] = builder.upper[n_var] = values
@@ -306,19 +399,13 @@ def _count_steps(space, suppressed, layers, program: _Built) -> list[list[tuple[
 
 
 def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAuditResult,
-            extra_steps: list[list[tuple[int, float]]] = ()) -> np.ndarray:
+            extra_steps: list[list[tuple[int, float]]] = (), *, sink: _Sink | None = None) -> np.ndarray:
     """Which of the quantities two feasible integer points show taking different values."""
     moved = np.zeros(len(expressions), dtype=bool)
     if not expressions:
         return moved
     builder = program.builder
-    expr = sp.csr_matrix(
-        (
-            np.concatenate([c for _, c in expressions]),
-            (np.repeat(np.arange(len(expressions)), [len(i) for i, _ in expressions]), np.concatenate([i for i, _ in expressions])),
-        ),
-        shape=(len(expressions), builder.n),
-    )
+    expr = _expression_matrix(expressions, builder.n)
     true_values = expr @ program.point
     moved |= _local_moves(builder, program.point, expr, true_values, extra_steps)
     if moved.all():
@@ -330,6 +417,8 @@ def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAudi
     for low, high in ((-_INF, float(true_values.sum()) - 1), (float(true_values.sum()) + 1, _INF)):
         sample = solver.probe(total, low, high)
         if sample is not None:
+            if sink is not None:
+                sink.keep(sample)
             moved |= np.abs(expr @ sample - true_values) > 0.5
     for i in range(len(expressions)):
         if moved[i]:
@@ -337,6 +426,8 @@ def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAudi
         for low, high in ((-_INF, true_values[i] - 1), (true_values[i] + 1, _INF)):
             sample = solver.probe(expr.getrow(i), low, high)
             if sample is not None:
+                if sink is not None:
+                    sink.keep(sample)
                 moved |= np.abs(expr @ sample - true_values) > 0.5
                 break
     result.solves += solver.solves
@@ -372,6 +463,24 @@ class _Program:
     def rows(self, many, low: float, high: float) -> None:
         for terms in many:
             self.row(terms, low, high)
+
+    def checker(self):
+        """An exact test of a point against every bound and row (integrality is the caller's)."""
+        lower, upper = self.lower.copy(), self.upper.copy()
+        row_lower, row_upper = np.array(self.row_lower, dtype=float), np.array(self.row_upper, dtype=float)
+        if self.entries:
+            r, c, v = (np.array(x) for x in zip(*self.entries))
+            matrix = sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(len(row_lower), self.n))
+        else:
+            matrix = sp.csr_matrix((len(row_lower), self.n))
+
+        def fits(point: np.ndarray) -> bool:
+            if np.any(point < lower - 1e-9) or np.any(point > upper + 1e-9):
+                return False
+            activity = matrix @ point
+            return bool(np.all(activity >= row_lower - 1e-9) and np.all(activity <= row_upper + 1e-9))
+
+        return fits
 
     def model(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
@@ -480,16 +589,20 @@ def _local_moves(builder: "_Program", point: np.ndarray, expr: sp.csr_matrix, tr
     return moved
 
 
-def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, only: set | None = None):
+def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, only: set | None = None,
+             skip: set = frozenset()):
     """Protected quantities of the counts (if asked) and of the layers in the program.
 
-    only: restrict layer quantities to these (layer, lid, what) triples.
+    only: restrict layer quantities to these (layer, lid, what) triples; skip: leave these out
+    (counts as (None, lid, "count")).
     """
     targets: list[Target] = []
     expressions: list[tuple[np.ndarray, np.ndarray]] = []
     n_var = program.n_var
     if counts:
         for lid in np.flatnonzero(suppressed).tolist():
+            if (None, lid, "count") in skip:
+                continue
             targets.append(Target(space.describe(lid), None, lid, "count"))
             expressions.append((np.array([n_var[lid]]), np.array([1.0])))
     for index, (m_var, y_var) in program.layer_vars.items():
@@ -507,7 +620,7 @@ def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, 
             if shown.state == HIDDEN and hidden_group and not layer.is_group:
                 quantities.append(("denominator", [m_var[lid]], [1.0]))
             for what, index_vars, coef in quantities:
-                if only is not None and (index, lid, what) not in only:
+                if (only is not None and (index, lid, what) not in only) or (index, lid, what) in skip:
                     continue
                 targets.append(Target(where, index, lid, what))
                 expressions.append((np.array(index_vars), np.array(coef)))
@@ -517,11 +630,14 @@ def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, 
 class _Solver:
     """One HiGHS integer model; a probe bounds one protected quantity away from its true value."""
 
-    def __init__(self, model: highspy.HighsLp, time_limit: float) -> None:
+    def __init__(self, model: highspy.HighsLp, time_limit: float, hold: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.h = quiet_highs()
         self.h.setOptionValue("time_limit", float(time_limit))
         self.h.setOptionValue("mip_rel_gap", 1.0)  # any feasible point will do
         self.h.passModel(model)
+        if hold is not None:  # these variables at these values
+            columns, values = hold
+            self.h.changeColsBounds(len(columns), columns.astype(np.int32), values, values)
         self.base_rows = model.num_row_
         self.n = model.num_col_
         self.solves = 0
