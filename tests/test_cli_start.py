@@ -42,3 +42,13 @@ def test_a_command_runs_when_only_its_name_was_given():
     unknown = CliRunner().invoke(main, ["no-such-command"])
     assert unknown.exit_code == 2
     assert "No such command" in unknown.output
+
+
+def test_commands_read_notebooks_without_building_iri_grammars():
+    # The fill reads and validates notebooks with nbformat; jsonschema's IRI checker is not built.
+    code = ("import sys\nimport workbench.cli\nimport nbformat\n"
+            "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+            "nbformat.validate(nb)\n"
+            "print(sys.modules.get('rfc3987_syntax') is None, 'lark' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
