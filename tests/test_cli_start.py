@@ -46,7 +46,7 @@ def test_a_command_runs_when_only_its_name_was_given():
 
 def test_commands_read_notebooks_without_building_iri_grammars():
     # The fill reads and validates notebooks with nbformat; jsonschema's IRI checker is not built.
-    code = ("import sys\nimport workbench.cli\nimport nbformat\n"
+    code = ("import sys\nimport workbench\nimport nbformat\n"
             "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
             "nbformat.validate(nb)\n"
             "print(sys.modules.get('rfc3987_syntax') is None, 'lark' in sys.modules)")

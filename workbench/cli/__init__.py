@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import errno
 import importlib
-import sys
 
 import click
 
 from workbench import __version__
 from workbench.errors import ENVIRONMENT_EXIT_CODE, WorkbenchError
-
-# Notebooks are read and written through nbformat, which validates with jsonschema; jsonschema's
-# optional IRI format checker compiles about 40 grammars when it is imported (2 s of every fill
-# and batch). No schema a command validates has an IRI field, so that checker is not loaded.
-sys.modules.setdefault("rfc3987_syntax", None)
 
 # Failures of the machine rather than of the command: reported in a line, exit 1.
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
