@@ -42,6 +42,8 @@ from workbench.disclosure.rules import SmallGroupRule
 from workbench.disclosure.table import CellSpace
 
 _INF = highspy.kHighsInf
+# Fewer open quantities than this are probed one by one, without an aggregate probe first.
+_AGGREGATE_FROM = 3
 
 
 @dataclass
@@ -411,15 +413,21 @@ def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAudi
     if moved.all():
         return moved
     solver = _Solver(builder.model(), time_limit)
-    # Two aggregate probes first: any solution with the sum of every protected quantity below
-    # (then above) its true sum moves many of them at once.
-    total = sp.csr_matrix(expr.sum(axis=0))
-    for low, high in ((-_INF, float(true_values.sum()) - 1), (float(true_values.sum()) + 1, _INF)):
-        sample = solver.probe(total, low, high)
-        if sample is not None:
-            if sink is not None:
-                sink.keep(sample)
-            moved |= np.abs(expr @ sample - true_values) > 0.5
+    # With several quantities still open, two aggregate probes first: any solution with their
+    # sum below (then above) its true value moves many of them at once. The open ones only: a
+    # sum over quantities already settled would ask the solver for nothing new, at a price.
+    still_open = np.flatnonzero(~moved)
+    if len(still_open) >= _AGGREGATE_FROM:
+        total = sp.csr_matrix(expr[still_open].sum(axis=0))
+        true_sum = float(true_values[still_open].sum())
+        for low, high in ((-_INF, true_sum - 1), (true_sum + 1, _INF)):
+            if moved.all():
+                break
+            sample = solver.probe(total, low, high)
+            if sample is not None:
+                if sink is not None:
+                    sink.keep(sample)
+                moved |= np.abs(expr @ sample - true_values) > 0.5
     for i in range(len(expressions)):
         if moved[i]:
             continue
