@@ -166,7 +166,8 @@ def _run_template(template: Path, staging: Path, request_file: Path, plan: Relea
                             "as_of": plan.decision.as_of.isoformat(), "output_dir": str(staging),
                             "plan_file": str(plan_file)},
                 kernel_name=KERNEL_NAME, cwd=str(template.parent), progress_bar=False, log_output=False,
-                engine_name=papermill_engine.register(), on_cell=_cell_progress(progress), **where,
+                engine_name=papermill_engine.register(), on_cell=_cell_progress(progress), save_each_cell=False,
+                **where,
             )
     except Exception as exc:
         raise FillError(f"template {template.name} failed: {_failed_cell(exc)}; no release was written") from None

@@ -32,9 +32,11 @@ class CheckedExecutionManager(NotebookExecutionManager):
     """Saves (papermill saves before and after every cell) are checked; each output is read once
     per run (`savecheck.scan_notebook`'s memo), not once per save."""
 
-    def __init__(self, *args, on_cell=None, **kwargs):
+    def __init__(self, *args, on_cell=None, save_each_cell=True, **kwargs):
         self.check_memo: dict = {}
         self.on_cell = on_cell
+        self.save_each_cell = save_each_cell
+        self.finished = False
         super().__init__(*args, **kwargs)
         self.code_cells = [i for i, cell in enumerate(self.nb.cells) if cell.cell_type == "code"]
 
@@ -44,9 +46,13 @@ class CheckedExecutionManager(NotebookExecutionManager):
         return super().cell_start(cell, cell_index, **kwargs)
 
     def save(self, **kwargs):
-        if self.output_path:
+        if self.output_path and (self.save_each_cell or self.finished):
             write_ipynb(checked_copy(self.nb, self.check_memo), self.output_path)
         self.last_save_time = self.now()
+
+    def notebook_complete(self, **kwargs):
+        self.finished = True  # the last save: always written, also after a failing cell
+        return super().notebook_complete(**kwargs)
 
 
 def _heading_before(nb: nbformat.NotebookNode, index: int) -> str:
@@ -60,14 +66,19 @@ def _heading_before(nb: nbformat.NotebookNode, index: int) -> str:
 
 
 class CheckedEngine(NBClientEngine):
-    """`on_cell(number, of, section)` (optional) is called as each code cell starts."""
+    """`on_cell(number, of, section)` (optional) is called as each code cell starts.
+
+    `save_each_cell=False` writes the output notebook once, when the run ends (also when a cell
+    fails): for a notebook written into a staging folder that nobody reads while it runs, each
+    intermediate save is a check and a write for nothing.
+    """
 
     @classmethod
     def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                         autosave_cell_every=30, on_cell=None, **kwargs):
+                         autosave_cell_every=30, on_cell=None, save_each_cell=True, **kwargs):
         nb_man = CheckedExecutionManager(nb, output_path=output_path, progress_bar=progress_bar,
                                          log_output=log_output, autosave_cell_every=autosave_cell_every,
-                                         on_cell=on_cell)
+                                         on_cell=on_cell, save_each_cell=save_each_cell)
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
