@@ -359,7 +359,9 @@ class _ComponentSolver:
         lp = highspy.HighsLp()
         lp.num_col_ = self.n
         lp.num_row_ = self.n_rows
-        lp.col_cost_ = np.zeros(self.n)
+        # The first solve already minimises every quantity at once (the first aggregate LP of
+        # solve()), so its optimum is a useful witness, not just some feasible point.
+        lp.col_cost_ = np.asarray(self.objectives.sum(axis=0), dtype=float).ravel()
         lp.col_lower_ = np.asarray(col_lower, dtype=float)
         lp.col_upper_ = np.full(self.n, _INF)
         lp.row_lower_ = np.where(np.isinf(row_lower), -_INF, row_lower)
@@ -371,9 +373,12 @@ class _ComponentSolver:
         lp.a_matrix_.value_ = csc.data.astype(float)
         h.passModel(lp)
         self.h = h
+        self.current = np.flatnonzero(lp.col_cost_).astype(np.int32)
         # Dual certificates of solved LPs bound other cells too (below); they need equalities only.
         self.rows_csr = sp.csr_matrix(matrix) if np.all(row_lower == row_upper) else None
         self.rhs = row_lower
+        self.matrix = sp.csr_matrix(matrix)
+        self.row_lower, self.row_upper = np.asarray(row_lower, float), np.asarray(row_upper, float)
         h.run()
         self.lp_count += 1
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -503,8 +508,8 @@ class _ComponentSolver:
         self.done_lo |= newly_lo
 
     def _run(self, index: np.ndarray, coef: np.ndarray, maximize: bool, witness_only: bool = False):
-        """Optimise coef . x[index]; witness_only: a restricted LP run for its point alone, which
-        may be infeasible (then no point)."""
+        """Optimise coef . x[index]. witness_only: an LP with extra bounds, run for its point alone:
+        no point unless it is optimal and the point meets the attacker's own constraints."""
         h = self.h
         if len(self.current):
             h.changeColsCost(len(self.current), self.current, np.zeros(len(self.current)))
@@ -514,13 +519,25 @@ class _ComponentSolver:
         h.run()
         self.lp_count += 1
         status = h.getModelStatus()
+        if witness_only:
+            if status != highspy.HighsModelStatus.kOptimal:
+                return None, None
+            point = np.asarray(h.getSolution().col_value)
+            return (h.getInfo().objective_function_value, point) if self._satisfies(point) else (None, None)
         if status == highspy.HighsModelStatus.kOptimal:
             return h.getInfo().objective_function_value, np.asarray(h.getSolution().col_value)
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return None, None
-        if witness_only and status == highspy.HighsModelStatus.kInfeasible:
-            return None, None
         raise AuditError(f"the attacker's LP failed: {h.modelStatusToString(status)}")
+
+    def _satisfies(self, point: np.ndarray) -> bool:
+        """The point meets every constraint of the attacker's LP (within the audit's tolerance)."""
+        activity = self.matrix @ point
+        return bool(
+            np.all(point >= self.col_lower - _EPS)
+            and np.all(activity >= self.row_lower - _EPS)
+            and np.all(activity <= self.row_upper + _EPS)
+        )
 
     def _proven(self, required: np.ndarray | None) -> np.ndarray:
         if required is None:

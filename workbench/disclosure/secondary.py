@@ -23,8 +23,9 @@ suppression, while the LP audit checks everything anyway).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -107,18 +108,21 @@ class _Directions:
         rc = self.row.get(rid)
         if not rc:
             return
-        pivot = min(rc, key=lambda key: len(self.col[key]))
-        pivot_col = self.col.pop(pivot)
+        cols = self.col
+        pivot = min(rc, key=lambda key: len(cols[key]))
+        pivot_col = cols.pop(pivot)
         inverse = pow(rc[pivot], _PRIME - 2, _PRIME)
         items = list(pivot_col.items())
         row = self.row
+        prime = _PRIME
         for key, c in list(rc.items()):
             if key == pivot:
                 continue
-            factor = c * inverse % _PRIME
-            target_col = self.col[key]
+            factor = c * inverse % prime
+            target_col = cols[key]
+            current = target_col.get
             for r, x in items:
-                y = (target_col.get(r, 0) - factor * x) % _PRIME
+                y = (current(r, 0) - factor * x) % prime
                 if y:
                     target_col[r] = y
                     row[r][key] = y
@@ -197,14 +201,16 @@ def choose_secondary(
             directions.add_combination(relation, [(other, 1), (members[0], -1)])
             directions.restrict(relation)
             directions.row.pop(relation, None)
-    target_rows: dict[int, str] = {}
-    for lid in np.flatnonzero(must_protect):
-        target_rows[int(space.representative[lid])] = space.describe(int(lid))
-    for group in groups:
+    # Row -> what it protects, described only when a secondary names it.
+    target_rows: dict[int, Callable[[], str]] = {}
+    for lid in np.flatnonzero(must_protect).tolist():
+        target_rows[int(space.representative[lid])] = partial(space.describe, lid)
+    members_of_group = _global_members(space, groups)
+    for group, members in zip(groups, members_of_group):
         rid = next_row
         next_row += 1
-        directions.add_combination(rid, [(gid, 1) for gid in _members_in_table(space, group)])
-        target_rows[rid] = group.describe(space)
+        directions.add_combination(rid, [(gid, 1) for gid in members])
+        target_rows[rid] = partial(group.describe, space)
     targets = set(target_rows)
 
     candidates = ~must_protect & (values > 0)
@@ -226,19 +232,27 @@ def choose_secondary(
         exposed = directions.determined_by(rid, targets)
         if exposed:
             secondary[lid] = True
-            protects[lid] = [target_rows[r] for r in exposed]
+            protects[lid] = [target_rows[r]() for r in exposed]
             continue
         directions.restrict(rid)
     return SecondaryChoice(suppressed=must_protect | secondary, secondary=secondary, protects=protects)
 
 
-def _members_in_table(space: CellSpace, group: HiddenGroup) -> list[int]:
-    """Global ids, in the group's own table, of the group's logical members."""
-    offset = int(space.offsets[group.table])
-    size = space.tables[group.table].size
-    ids = space.logical[offset : offset + size]
-    wanted = set(group.members)
-    return [offset + i for i in np.flatnonzero(np.isin(ids, list(wanted))).tolist()]
+def _global_members(space: CellSpace, groups: Sequence[HiddenGroup]) -> list[list[int]]:
+    """For each group, the global ids of its logical members in the group's own table."""
+    found = []
+    by_table: dict[int, dict[int, list[int]]] = {}
+    for group in groups:
+        if group.table not in by_table:
+            offset = int(space.offsets[group.table])
+            ids = space.logical[offset : offset + space.tables[group.table].size]
+            where: dict[int, list[int]] = {}
+            for i, lid in enumerate(ids.tolist()):
+                where.setdefault(lid, []).append(offset + i)
+            by_table[group.table] = where
+        where = by_table[group.table]
+        found.append(sorted(gid for m in group.members for gid in where.get(m, [])))
+    return found
 
 
 def default_costs(space: CellSpace, margin_factor: float = 3.0) -> np.ndarray:
