@@ -80,6 +80,13 @@ class _Directions:
         for key, c in combined.items():
             self.col[key][rid] = c
 
+    def forget(self, rid: int) -> None:
+        """Stop tracking row rid. Later steps never read it; a step's verdicts depend only on the
+        rows it reads (a candidate's and the targets'), so they stay the same, and eliminations
+        then touch fewer entries."""
+        for key in self.row.pop(rid, {}):
+            del self.col[key][rid]
+
     def is_free(self, rid: int) -> bool:
         return not self.row.get(rid)
 
@@ -224,6 +231,10 @@ def choose_secondary(
         candidates &= ~kept_hidden
     candidates = np.flatnonzero(candidates)
     order = candidates[np.lexsort((candidates, -costs[candidates]))]
+    # Only the rows of cells still to be offered and of targets are read from here on.
+    needed = targets | set(space.representative[candidates].tolist())
+    for rid in [rid for rid in directions.row if rid not in needed]:
+        directions.forget(rid)
     protects: dict[int, list[str]] = {}
     for lid in order.tolist():
         rid = int(space.representative[lid])
@@ -233,6 +244,7 @@ def choose_secondary(
         if exposed:
             secondary[lid] = True
             protects[lid] = [target_rows[r]() for r in exposed]
+            directions.forget(rid)
             continue
         directions.restrict(rid)
     return SecondaryChoice(suppressed=must_protect | secondary, secondary=secondary, protects=protects)
@@ -240,19 +252,14 @@ def choose_secondary(
 
 def _global_members(space: CellSpace, groups: Sequence[HiddenGroup]) -> list[list[int]]:
     """For each group, the global ids of its logical members in the group's own table."""
-    found = []
-    by_table: dict[int, dict[int, list[int]]] = {}
-    for group in groups:
-        if group.table not in by_table:
-            offset = int(space.offsets[group.table])
-            ids = space.logical[offset : offset + space.tables[group.table].size]
-            where: dict[int, list[int]] = {}
-            for i, lid in enumerate(ids.tolist()):
-                where.setdefault(lid, []).append(offset + i)
-            by_table[group.table] = where
-        where = by_table[group.table]
-        found.append(sorted(gid for m in group.members for gid in where.get(m, [])))
-    return found
+    where: dict[tuple[int, int], list[int]] = {}
+    for t in {group.table for group in groups}:
+        offset = int(space.offsets[t])
+        ids = space.logical[offset : offset + space.tables[t].size]
+        wanted = [m for group in groups if group.table == t for m in group.members]
+        for i in np.flatnonzero(np.isin(ids, wanted)).tolist():
+            where.setdefault((t, int(ids[i])), []).append(offset + i)
+    return [sorted(gid for m in group.members for gid in where.get((group.table, m), [])) for group in groups]
 
 
 def default_costs(space: CellSpace, margin_factor: float = 3.0) -> np.ndarray:
