@@ -375,9 +375,9 @@ class _ComponentSolver:
         self.h = h
         self.current = np.flatnonzero(lp.col_cost_).astype(np.int32)
         # Dual certificates of solved LPs bound other cells too (below); they need equalities only.
-        self.rows_csr = sp.csr_matrix(matrix) if np.all(row_lower == row_upper) else None
-        self.rhs = row_lower
         self.matrix = sp.csr_matrix(matrix)
+        self.rows_csr = self.matrix if np.all(row_lower == row_upper) else None
+        self.rhs = row_lower
         self.row_lower, self.row_upper = np.asarray(row_lower, float), np.asarray(row_upper, float)
         h.run()
         self.lp_count += 1
@@ -423,7 +423,9 @@ class _ComponentSolver:
                 break
         else:
             return
-        support = np.flatnonzero(w > 1e-9)
+        # Every positive entry, however small: leaving one out would drop a term the lower
+        # bounds below need (its cell can be large).
+        support = np.flatnonzero(w > 0)
         if len(support) == 0:
             return
         obj_of_var = self._obj_of_var
