@@ -75,6 +75,9 @@ def main() -> None:
     parser.add_argument("--against", required=True, help="git revision to compare with, e.g. 42b8aef")
     parser.add_argument("--runs", type=int, default=5, help="runs of each version (alternated)")
     args = parser.parse_args()
+    if args.runs < 1:
+        print("--runs: give at least 1", file=sys.stderr)
+        raise SystemExit(2)
     revision = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", args.against], capture_output=True, text=True
     )
@@ -86,7 +89,9 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"earlier": [], "current": []}
     with tempfile.TemporaryDirectory(prefix="disclosure-compare-") as tmp:
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.against, "workbench", "benchmarks"], capture_output=True, check=True
+            ["git", "-C", str(ROOT), "archive", args.against, "workbench", "benchmarks"],
+            capture_output=True,
+            check=True,
         )
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         for i in range(args.runs):
