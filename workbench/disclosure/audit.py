@@ -67,6 +67,12 @@ def quiet_highs() -> highspy.Highs:
 
 _EPS = 1e-6
 _INF = highspy.kHighsInf
+# Group LPs per direction (each drops the cells its optimum moves, then tests the rest again).
+_GROUP_TESTS = 8
+# Aggregate LPs continue while each settles at least this share (1/n) of the open quantities.
+_AGGREGATE_SHARE = 10
+# Fewer open quantities than this go to their own LPs directly.
+_AGGREGATE_MIN_OPEN = 8
 
 
 class AuditError(InputError):
@@ -338,6 +344,7 @@ class _ComponentSolver:
         self.lp_count = 0
         self.n_rows, self.n = matrix.shape
         self.h = None
+        self.col_lower = np.asarray(col_lower, dtype=float)
         self.current = np.zeros(0, dtype=np.int32)
         if self.n_rows == 0:
             # No constraint reaches these unknowns: non-negativity alone bounds them.
@@ -352,7 +359,9 @@ class _ComponentSolver:
         lp = highspy.HighsLp()
         lp.num_col_ = self.n
         lp.num_row_ = self.n_rows
-        lp.col_cost_ = np.zeros(self.n)
+        # The first solve already minimises every quantity at once (the first aggregate LP of
+        # solve()), so its optimum is a useful witness, not just some feasible point.
+        lp.col_cost_ = np.asarray(self.objectives.sum(axis=0), dtype=float).ravel()
         lp.col_lower_ = np.asarray(col_lower, dtype=float)
         lp.col_upper_ = np.full(self.n, _INF)
         lp.row_lower_ = np.where(np.isinf(row_lower), -_INF, row_lower)
@@ -364,9 +373,12 @@ class _ComponentSolver:
         lp.a_matrix_.value_ = csc.data.astype(float)
         h.passModel(lp)
         self.h = h
+        self.current = np.flatnonzero(lp.col_cost_).astype(np.int32)
         # Dual certificates of solved LPs bound other cells too (below); they need equalities only.
-        self.rows_csr = sp.csr_matrix(matrix) if np.all(row_lower == row_upper) else None
+        self.matrix = sp.csr_matrix(matrix)
+        self.rows_csr = self.matrix if np.all(row_lower == row_upper) else None
         self.rhs = row_lower
+        self.row_lower, self.row_upper = np.asarray(row_lower, float), np.asarray(row_upper, float)
         h.run()
         self.lp_count += 1
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -397,7 +409,9 @@ class _ComponentSolver:
 
         With row multipliers y, every feasible x satisfies w.x = b.y where w = A^T y. When w is
         non-negative (checked here, so a sign slip cannot produce a wrong bound), each cell obeys
-        x_k <= b.y / w_k, and x_k >= (b.y - sum_{i != k} w_i hi_i) / w_k.
+        w_k x_k <= b.y - sum_{i != k} w_i lo_i, with lo the lower bounds already known (a mark's
+        one student, or what propagation and earlier LPs proved), and
+        x_k >= (b.y - sum_{i != k} w_i hi_i) / w_k.
         """
         if self.rows_csr is None:
             return
@@ -409,21 +423,85 @@ class _ComponentSolver:
                 break
         else:
             return
-        support = np.flatnonzero(w > 1e-9)
+        # Every positive entry, however small: leaving one out would drop a term the lower
+        # bounds below need (its cell can be large).
+        support = np.flatnonzero(w > 0)
         if len(support) == 0:
             return
-        ws = w[support]
-        upper = total / ws + _EPS
         obj_of_var = self._obj_of_var
+        slack = total
+        # Entries of w within rounding noise below zero: their cells can only add to the slack.
+        noise = np.flatnonzero(w < 0)
+        if len(noise):
+            noise_hi = self._var_bound(noise, self.high, np.inf)
+            if not np.all(np.isfinite(noise_hi)):
+                return
+            slack += float(-w[noise] @ noise_hi)
+        ws = w[support]
+        los = self._var_bound(support, self.low, 0.0, floor=self.col_lower[support])
+        slack -= float(ws @ los)
+        upper = los + max(slack, 0.0) / ws + _EPS
         hits = obj_of_var[support]
         ok = hits >= 0
         targets = hits[ok]
         np.minimum.at(self.high, targets, upper[ok])
-        his = np.where(hits >= 0, self.high[np.maximum(hits, 0)], np.inf)
+        his = self._var_bound(support, self.high, np.inf)
         if np.all(np.isfinite(his)):
             rest = float(ws @ his)
             lower = (total - (rest - ws * his)) / ws - _EPS
             np.maximum.at(self.low, targets, lower[ok])
+        self._settle_reached()
+
+    def _var_bound(self, variables, bounds, missing, floor=None):
+        """Each variable's bound from its own objective (valid outer or exact), else `missing`."""
+        hits = self._obj_of_var[variables]
+        values = np.where(hits >= 0, bounds[np.maximum(hits, 0)], missing)
+        return values if floor is None else np.maximum(values, floor)
+
+    def _settle_pinned_together(self, maximize: bool, required: np.ndarray | None) -> np.ndarray | None:
+        """One LP for many cells that are probably pinned, instead of one LP each.
+
+        Take the open cells S whose other end is already exact (for maximisation: their minimum
+        lo). Every feasible x has sum_S x <= V, the LP maximum, and x_k >= lo_k, so each
+        x_i <= lo_i + (V - sum_S lo). When no cell of S can rise, V = sum_S lo and the one LP pins
+        all of them. Cells the optimum raises leave S (the LP point is kept as a witness) and the
+        rest are tested again. Minimisation mirrors this with the exact maxima. Returns the
+        objectives' values at the last optimum, or None when no LP was run.
+        """
+        done = self.done_hi if maximize else self.done_lo
+        known_done = self.done_lo if maximize else self.done_hi
+        known = self.low if maximize else self.high
+        values = None
+        tests = 0
+        candidates = np.flatnonzero(
+            ~done & known_done & ~self._proven(required) & (self._unit_var >= 0) & np.isfinite(known)
+        )
+        while len(candidates) >= 2:
+            variables = self._unit_var[candidates]
+            value, sample = self._run(variables, np.ones(len(variables)), maximize)
+            if sample is None:
+                break
+            values = self._absorb(sample)
+            if maximize:
+                self._apply_certificate(value)
+            anchor = known[candidates]
+            if maximize:
+                slack = max(value - float(anchor.sum()), 0.0)
+                self.high[candidates] = np.minimum(self.high[candidates], anchor + slack + _EPS)
+            else:
+                slack = max(float(anchor.sum()) - value, 0.0)
+                self.low[candidates] = np.maximum(self.low[candidates], anchor - slack - _EPS)
+            self._settle_reached()
+            moved = np.abs(sample[variables] - anchor) > 1e-7
+            tests += 1
+            if not moved.any() or tests >= _GROUP_TESTS:
+                break
+            candidates = candidates[~moved]
+            candidates = candidates[~done[candidates] & ~self._proven(required)[candidates]]
+        return values
+
+    def _settle_reached(self) -> None:
+        """Bounds a feasible point already reaches are exact."""
         newly_hi = ~self.done_hi & (self.seen_hi >= self.high - _EPS)
         newly_lo = ~self.done_lo & (self.seen_lo <= self.low + _EPS)
         self.high[newly_hi] = self.seen_hi[newly_hi]
@@ -431,7 +509,9 @@ class _ComponentSolver:
         self.done_hi |= newly_hi
         self.done_lo |= newly_lo
 
-    def _run(self, index: np.ndarray, coef: np.ndarray, maximize: bool):
+    def _run(self, index: np.ndarray, coef: np.ndarray, maximize: bool, witness_only: bool = False):
+        """Optimise coef . x[index]. witness_only: an LP with extra bounds, run for its point alone:
+        no point unless it is optimal and the point meets the attacker's own constraints."""
         h = self.h
         if len(self.current):
             h.changeColsCost(len(self.current), self.current, np.zeros(len(self.current)))
@@ -441,11 +521,25 @@ class _ComponentSolver:
         h.run()
         self.lp_count += 1
         status = h.getModelStatus()
+        if witness_only:
+            if status != highspy.HighsModelStatus.kOptimal:
+                return None, None
+            point = np.asarray(h.getSolution().col_value)
+            return (h.getInfo().objective_function_value, point) if self._satisfies(point) else (None, None)
         if status == highspy.HighsModelStatus.kOptimal:
             return h.getInfo().objective_function_value, np.asarray(h.getSolution().col_value)
         if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return None, None
         raise AuditError(f"the attacker's LP failed: {h.modelStatusToString(status)}")
+
+    def _satisfies(self, point: np.ndarray) -> bool:
+        """The point meets every constraint of the attacker's LP (within the audit's tolerance)."""
+        activity = self.matrix @ point
+        return bool(
+            np.all(point >= self.col_lower - _EPS)
+            and np.all(activity >= self.row_lower - _EPS)
+            and np.all(activity <= self.row_upper + _EPS)
+        )
 
     def _proven(self, required: np.ndarray | None) -> np.ndarray:
         if required is None:
@@ -465,31 +559,58 @@ class _ComponentSolver:
         firsts = objectives.indices[objectives.indptr[:-1][single]]
         unit = objectives.data[objectives.indptr[:-1][single]] == 1.0
         self._obj_of_var[firsts[unit]] = np.flatnonzero(single)[unit]
+        self._unit_var = np.full(objectives.shape[0], -1)
+        self._unit_var[np.flatnonzero(single)[unit]] = firsts[unit]
         # Aggregate LPs first: one optimum pushes many unknowns to their extremes at once.
         # Repeat while they settle a useful share of what is still open.
         for maximize in (False, True):
+            runs = 0
             while True:
                 done = (self.done_hi if maximize else self.done_lo) | self._proven(required)
                 open_ = ~done & (np.isfinite(self.high) if maximize else True)
                 n_open = int(open_.sum())
-                if n_open < 8:
+                if n_open < _AGGREGATE_MIN_OPEN:
                     break
-                if maximize:
-                    cost = np.asarray(objectives[open_].T @ (1.0 / np.maximum(self.high[open_], 1.0))).ravel()
-                else:
+                # After a first weighted maximisation (whose dual certificate bounds many cells),
+                # a proof needs each open cell to rise by its required width only: capping every
+                # open cell there stops a few cells from taking the whole objective, so one LP
+                # lifts many. The caps only shrink the feasible set, so its optimum is a witness.
+                capped = maximize and required is not None and runs > 0
+                if capped:
+                    ids = np.flatnonzero(open_ & (self._unit_var >= 0))
+                    cap_vars = self._unit_var[ids].astype(np.int32)
+                    caps = np.floor(self.seen_lo[ids] + _EPS) + required[ids]
+                    self.h.changeColsBounds(len(cap_vars), cap_vars, self.col_lower[cap_vars], caps)
                     cost = np.asarray(objectives[open_].sum(axis=0)).ravel()
-                _, sample = self._run(all_vars, cost, maximize)
+                    try:
+                        value, sample = self._run(all_vars, cost, maximize, witness_only=True)
+                    finally:
+                        self.h.changeColsBounds(
+                            len(cap_vars), cap_vars, self.col_lower[cap_vars], np.full(len(cap_vars), _INF)
+                        )
+                else:
+                    if maximize:
+                        cost = np.asarray(objectives[open_].T @ (1.0 / np.maximum(self.high[open_], 1.0))).ravel()
+                    else:
+                        cost = np.asarray(objectives[open_].sum(axis=0)).ravel()
+                    value, sample = self._run(all_vars, cost, maximize)
+                runs += 1
                 if sample is None:
                     break
                 self._absorb(sample)
+                if maximize and not capped:
+                    self._apply_certificate(value)
                 still = ~((self.done_hi if maximize else self.done_lo) | self._proven(required)) & open_
-                if n_open - int(still.sum()) < max(3, n_open // 20):
+                if n_open - int(still.sum()) < max(3, n_open // _AGGREGATE_SHARE):
                     break
         indptr, indices, data = objectives.indptr, objectives.indices, objectives.data
         current_values = self.seen_hi.copy()
         for maximize in (True, False):
             done = self.done_hi if maximize else self.done_lo
             bound = self.high if maximize else self.low
+            values = self._settle_pinned_together(maximize, required)
+            if values is not None:
+                current_values = values
             while True:
                 open_ids = np.flatnonzero(~done & ~self._proven(required))
                 if len(open_ids) == 0:

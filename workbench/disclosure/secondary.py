@@ -23,8 +23,9 @@ suppression, while the LP audit checks everything anyway).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -79,6 +80,13 @@ class _Directions:
         for key, c in combined.items():
             self.col[key][rid] = c
 
+    def forget(self, rid: int) -> None:
+        """Stop tracking row rid. Later steps never read it; a step's verdicts depend only on the
+        rows it reads (a candidate's and the targets'), so they stay the same, and eliminations
+        then touch fewer entries."""
+        for key in self.row.pop(rid, {}):
+            del self.col[key][rid]
+
     def is_free(self, rid: int) -> bool:
         return not self.row.get(rid)
 
@@ -107,18 +115,21 @@ class _Directions:
         rc = self.row.get(rid)
         if not rc:
             return
-        pivot = min(rc, key=lambda key: len(self.col[key]))
-        pivot_col = self.col.pop(pivot)
+        cols = self.col
+        pivot = min(rc, key=lambda key: len(cols[key]))
+        pivot_col = cols.pop(pivot)
         inverse = pow(rc[pivot], _PRIME - 2, _PRIME)
         items = list(pivot_col.items())
         row = self.row
+        prime = _PRIME
         for key, c in list(rc.items()):
             if key == pivot:
                 continue
-            factor = c * inverse % _PRIME
-            target_col = self.col[key]
+            factor = c * inverse % prime
+            target_col = cols[key]
+            current = target_col.get
             for r, x in items:
-                y = (target_col.get(r, 0) - factor * x) % _PRIME
+                y = (current(r, 0) - factor * x) % prime
                 if y:
                     target_col[r] = y
                     row[r][key] = y
@@ -197,14 +208,16 @@ def choose_secondary(
             directions.add_combination(relation, [(other, 1), (members[0], -1)])
             directions.restrict(relation)
             directions.row.pop(relation, None)
-    target_rows: dict[int, str] = {}
-    for lid in np.flatnonzero(must_protect):
-        target_rows[int(space.representative[lid])] = space.describe(int(lid))
-    for group in groups:
+    # Row -> what it protects, described only when a secondary names it.
+    target_rows: dict[int, Callable[[], str]] = {}
+    for lid in np.flatnonzero(must_protect).tolist():
+        target_rows[int(space.representative[lid])] = partial(space.describe, lid)
+    members_of_group = _global_members(space, groups)
+    for group, members in zip(groups, members_of_group):
         rid = next_row
         next_row += 1
-        directions.add_combination(rid, [(gid, 1) for gid in _members_in_table(space, group)])
-        target_rows[rid] = group.describe(space)
+        directions.add_combination(rid, [(gid, 1) for gid in members])
+        target_rows[rid] = partial(group.describe, space)
     targets = set(target_rows)
 
     candidates = ~must_protect & (values > 0)
@@ -218,6 +231,10 @@ def choose_secondary(
         candidates &= ~kept_hidden
     candidates = np.flatnonzero(candidates)
     order = candidates[np.lexsort((candidates, -costs[candidates]))]
+    # Only the rows of cells still to be offered and of targets are read from here on.
+    needed = targets | set(space.representative[candidates].tolist())
+    for rid in [rid for rid in directions.row if rid not in needed]:
+        directions.forget(rid)
     protects: dict[int, list[str]] = {}
     for lid in order.tolist():
         rid = int(space.representative[lid])
@@ -226,19 +243,23 @@ def choose_secondary(
         exposed = directions.determined_by(rid, targets)
         if exposed:
             secondary[lid] = True
-            protects[lid] = [target_rows[r] for r in exposed]
+            protects[lid] = [target_rows[r]() for r in exposed]
+            directions.forget(rid)
             continue
         directions.restrict(rid)
     return SecondaryChoice(suppressed=must_protect | secondary, secondary=secondary, protects=protects)
 
 
-def _members_in_table(space: CellSpace, group: HiddenGroup) -> list[int]:
-    """Global ids, in the group's own table, of the group's logical members."""
-    offset = int(space.offsets[group.table])
-    size = space.tables[group.table].size
-    ids = space.logical[offset : offset + size]
-    wanted = set(group.members)
-    return [offset + i for i in np.flatnonzero(np.isin(ids, list(wanted))).tolist()]
+def _global_members(space: CellSpace, groups: Sequence[HiddenGroup]) -> list[list[int]]:
+    """For each group, the global ids of its logical members in the group's own table."""
+    where: dict[tuple[int, int], list[int]] = {}
+    for t in {group.table for group in groups}:
+        offset = int(space.offsets[t])
+        ids = space.logical[offset : offset + space.tables[t].size]
+        wanted = [m for group in groups if group.table == t for m in group.members]
+        for i in np.flatnonzero(np.isin(ids, wanted)).tolist():
+            where.setdefault((t, int(ids[i])), []).append(offset + i)
+    return [sorted(gid for m in group.members for gid in where.get((group.table, m), [])) for group in groups]
 
 
 def default_costs(space: CellSpace, margin_factor: float = 3.0) -> np.ndarray:
