@@ -81,7 +81,10 @@ def generate_command(students: int, years: str, seed: int, out: str | None, out_
     if not quiet:
         click.echo(f"Generating {students:,} students for {', '.join(school_years)} (seed {seed})", err=True)
     if out_format == "parquet":
-        chunks = len(chunk_sizes(students, chunk_students))
+        try:
+            chunks = len(chunk_sizes(students, chunk_students, len(school_years)))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--chunk-students") from exc
         if chunks > 1 and not quiet:
             click.echo(f"  in {chunks} chunks of up to {chunk_students:,} students", err=True)
         rows = table_count = 0

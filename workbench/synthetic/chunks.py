@@ -37,13 +37,25 @@ DISTRICT_WIDE = ("partners", "ndas", "research_approvals", "school_calendar", "w
 _SCHOOL_ID_SPACE = 9999 - 1000
 
 
-def chunk_sizes(students: int, chunk_students: int = DEFAULT_CHUNK_STUDENTS) -> list[int]:
-    """Students per chunk: one chunk up to `chunk_students`, else equal chunks no larger than it."""
+def chunk_sizes(students: int, chunk_students: int = DEFAULT_CHUNK_STUDENTS, years: int = len(DEFAULT_YEARS)) -> list[int]:
+    """Students per chunk: one chunk up to `chunk_students`, else equal chunks no larger than it.
+
+    Refuses (ValueError) a plan whose chunks would not fit the fixed-width ID spaces, before
+    anything is generated.
+    """
     if chunk_students < 400:
         raise ValueError("a chunk needs at least 400 students (each half-chunk is a district of 200 or more)")
     count = math.ceil(students / chunk_students)
     base, extra = divmod(students, count)
-    return [base + (1 if index < extra else 0) for index in range(count)]
+    sizes = [base + (1 if index < extra else 0) for index in range(count)]
+    if count > 1:
+        schools = (max(6, round(sizes[0] / 640)) + 3) * count
+        # Each later year brings about a fifth of the students new; twice that leaves room.
+        people = sizes[0] * (1 + 0.4 * (years - 1))
+        if schools > _SCHOOL_ID_SPACE or people > IdBlock(0, count).cut(1, 10_000_000)[1] - 1:
+            raise ValueError(f"{students:,} students over {years} years in {count:,} chunks do not fit the 4-digit "
+                             "school IDs and 7-digit student IDs; use larger chunks, fewer students or fewer years")
+    return sizes
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -59,15 +71,11 @@ def generate_district_in_chunks(
     progress: ProgressCallback = _quiet,
 ) -> Iterator[dict[str, pd.DataFrame]]:
     """The district's tables, one chunk at a time; drop each chunk before asking for the next."""
-    sizes = chunk_sizes(students, chunk_students)
+    years = parse_years(years)
+    sizes = chunk_sizes(students, chunk_students, len(years))
     if len(sizes) == 1:
         yield generate_district(students, years, seed, progress=progress)
         return
-    years = parse_years(years)
-    schools_per_chunk = max(6, round(max(sizes) / 640)) + 3
-    if schools_per_chunk * len(sizes) > _SCHOOL_ID_SPACE:
-        raise ValueError(f"{students:,} students make about {schools_per_chunk * len(sizes):,} schools, more than "
-                         "4-digit school IDs allow")
     offsets = {"staff": 0, "incident": 0, "consent": 0, "program": 0}
     for index, size in enumerate(sizes):
         progress(f"chunk {index + 1} of {len(sizes)}: {size:,} students")
