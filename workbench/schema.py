@@ -333,7 +333,7 @@ class ParquetWarehouseWriter:
                 where = self.partial / table
                 if partitioned(table) and len(frame):
                     # Part 0 keeps DuckDB's own file names, so a district written in one part is
-                    # byte for byte what it always was.
+                    # written as it always was.
                     naming = f", FILENAME_PATTERN 'data_{part}_{{i}}', OVERWRITE_OR_IGNORE true" if part else ""
                     con.execute(f"COPY ({select}) TO '{_quoted(where)}' "
                                 f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}){naming})")
