@@ -277,43 +277,75 @@ def write_parquet_warehouse(folder: str | os.PathLike, frames: dict[str, pd.Data
     swapped into place: a failure leaves the previous warehouse as it was. A folder that holds
     something other than a Parquet warehouse is never replaced.
     """
-    _checked(frames)
-    target = Path(folder)
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not is_parquet_warehouse(target))):
-        raise SchemaError(f"{target} exists and is not a Parquet warehouse; give a new or empty folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    con = duckdb.connect()
-    try:
-        for table, columns in SCHEMA.items():
-            frame = frames.get(table)
-            if frame is None or frame.empty:
-                frame = pd.DataFrame({name: pd.Series([], dtype="object") for name in columns})
-            con.register("incoming", pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
-            select = f"SELECT {_casts(columns)} FROM incoming ORDER BY {_sort_key(table)}"
-            where = partial / table
-            if partitioned(table) and len(frame):
-                con.execute(f"COPY ({select}) TO '{_quoted(where)}' "
-                            f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}))")
-            else:
-                # An empty table is one file with every column, so readers still learn its schema.
-                where.mkdir()
-                con.execute(f"COPY ({select}) TO '{_quoted(where / 'data_0.parquet')}' (FORMAT parquet)")
-            con.unregister("incoming")
-    except BaseException:
-        con.close()
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    con.close()
-    previous = target.with_name(target.name + ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if target.exists():
-        os.replace(target, previous)
-    os.replace(partial, target)
-    shutil.rmtree(previous, ignore_errors=True)
-    return target
+    with ParquetWarehouseWriter(folder) as writer:
+        writer.write(frames)
+    return Path(folder)
+
+
+class ParquetWarehouseWriter:
+    """A Parquet warehouse written in parts, for districts too large to hold in memory at once.
+
+    Part 0 writes every table of SCHEMA (an absent one as an empty file that still carries the
+    columns); each later part adds its rows as more files (`data_<part>_0.parquet`) in the same
+    table and school-year folders, and writes only the tables it is given. The parts must not share
+    keys: the writer does not read back what earlier parts wrote. Nothing reaches `folder` until the
+    `with` block ends without an error; then the new warehouse replaces the old one in one rename.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.target = Path(folder)
+        if self.target.exists() and (not self.target.is_dir() or (
+                any(self.target.iterdir()) and not is_parquet_warehouse(self.target))):
+            raise SchemaError(f"{self.target} exists and is not a Parquet warehouse; give a new or empty folder")
+        self.partial = self.target.with_name(self.target.name + ".partial")
+        self.parts = 0
+
+    def __enter__(self) -> ParquetWarehouseWriter:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir()
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None or self.parts == 0:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            return
+        previous = self.target.with_name(self.target.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.target.exists():
+            os.replace(self.target, previous)
+        os.replace(self.partial, self.target)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def write(self, frames: dict[str, pd.DataFrame]) -> None:
+        _checked(frames)
+        part = self.parts
+        con = duckdb.connect()
+        try:
+            for table, columns in SCHEMA.items():
+                frame = frames.get(table)
+                if part and (frame is None or frame.empty):
+                    continue
+                if frame is None or frame.empty:
+                    frame = pd.DataFrame({name: pd.Series([], dtype="object") for name in columns})
+                con.register("incoming", pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
+                select = f"SELECT {_casts(columns)} FROM incoming ORDER BY {_sort_key(table)}"
+                where = self.partial / table
+                if partitioned(table) and len(frame):
+                    # Part 0 keeps DuckDB's own file names, so a district written in one part is
+                    # written as it always was.
+                    naming = f", FILENAME_PATTERN 'data_{part}_{{i}}', OVERWRITE_OR_IGNORE true" if part else ""
+                    con.execute(f"COPY ({select}) TO '{_quoted(where)}' "
+                                f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}){naming})")
+                else:
+                    # An empty table is one file with every column, so readers still learn its schema.
+                    where.mkdir(exist_ok=bool(part))
+                    name = f"data_{part}_0.parquet" if part else "data_0.parquet"
+                    con.execute(f"COPY ({select}) TO '{_quoted(where / name)}' (FORMAT parquet)")
+                con.unregister("incoming")
+        finally:
+            con.close()
+        self.parts += 1
 
 
 def _sort_key(table: str) -> str:

@@ -31,16 +31,26 @@ def data_group() -> None:
               help="For a path: one DuckDB file, or a folder of Parquet tables partitioned by school "
                    "year that Spark, DuckDB and other engines read (default folder "
                    f"{DEFAULT_PARQUET_PATH}).")
+@click.option("--chunk-students", type=click.IntRange(min=400), default=None,
+              help="With --format parquet: a district with more students than this is generated this many "
+                   "students at a time, so memory stays that of one chunk (default 500,000; smaller "
+                   "districts are written exactly as in one piece).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def generate_command(students: int, years: str, seed: int, out: str | None, out_format: str, quiet: bool) -> None:
+def generate_command(students: int, years: str, seed: int, out: str | None, out_format: str,
+                     chunk_students: int | None, quiet: bool) -> None:
     """Generate a synthetic district (no real students) into a DuckDB file, Parquet or PostgreSQL."""
-    from workbench.schema import is_parquet_warehouse, is_postgres_url, write_parquet_warehouse, write_warehouse
+    from workbench.schema import ParquetWarehouseWriter, is_parquet_warehouse, is_postgres_url, write_warehouse
     from workbench.synthetic import generate_district, parse_years
+    from workbench.synthetic.chunks import DEFAULT_CHUNK_STUDENTS, chunk_sizes, generate_district_in_chunks
 
     try:
         school_years = parse_years(years)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--years") from exc
+    if chunk_students is not None and out_format != "parquet":
+        raise click.BadParameter("only a Parquet warehouse is written in chunks; add --format parquet",
+                                 param_hint="--chunk-students")
+    chunk_students = chunk_students or DEFAULT_CHUNK_STUDENTS
     if out is None:
         out = str(DEFAULT_PARQUET_PATH if out_format == "parquet" else DEFAULT_WAREHOUSE_PATH)
     to_postgres = is_postgres_url(out)
@@ -70,14 +80,28 @@ def generate_command(students: int, years: str, seed: int, out: str | None, out_
 
     if not quiet:
         click.echo(f"Generating {students:,} students for {', '.join(school_years)} (seed {seed})", err=True)
-    tables = generate_district(students, school_years, seed, progress=progress)
-    progress("writing the warehouse")
     if out_format == "parquet":
-        write_parquet_warehouse(out, tables)
+        try:
+            chunks = len(chunk_sizes(students, chunk_students, len(school_years)))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--chunk-students") from exc
+        if chunks > 1 and not quiet:
+            click.echo(f"  in {chunks} chunks of up to {chunk_students:,} students", err=True)
+        rows = table_count = 0
+        with ParquetWarehouseWriter(out) as writer:
+            for number, tables in enumerate(generate_district_in_chunks(
+                    students, school_years, seed, chunk_students, progress=progress), start=1):
+                progress("writing the warehouse" if chunks == 1 else f"chunk {number} of {chunks}: writing")
+                writer.write(tables)
+                rows += sum(len(frame) for frame in tables.values())
+                table_count = max(table_count, len(tables))
+                del tables  # free this chunk before the next one is generated
     else:
+        tables = generate_district(students, school_years, seed, progress=progress)
+        progress("writing the warehouse")
         write_warehouse(out if to_postgres else Path(out), tables)
+        rows, table_count = sum(len(frame) for frame in tables.values()), len(tables)
     if not quiet:
-        rows = sum(len(frame) for frame in tables.values())
         if to_postgres:
             from sqlalchemy.engine import make_url
 
@@ -89,7 +113,7 @@ def generate_command(students: int, years: str, seed: int, out: str | None, out_
         else:
             where, size = out, f"{Path(out).stat().st_size / 1e6:.1f} MB, "
         click.echo(
-            f"Wrote {where} ({size}{len(tables)} tables, {rows:,} rows) in {time.perf_counter() - started:.1f}s",
+            f"Wrote {where} ({size}{table_count} tables, {rows:,} rows) in {time.perf_counter() - started:.1f}s",
             err=True,
         )
 

@@ -135,7 +135,7 @@ def _ids(rng: np.random.Generator, count: int, low: int, high: int, width: int) 
     return np.char.zfill(values.astype(str), width)
 
 
-def _make_schools(rng: np.random.Generator, students: int) -> pd.DataFrame:
+def _make_schools(rng: np.random.Generator, students: int, id_range: tuple[int, int] = (1000, 9999)) -> pd.DataFrame:
     regular = max(6, round(students / 640))
     counts = np.floor(np.array([lvl[3] for lvl in SCHOOL_LEVELS]) * regular).astype(int)
     counts[0] += regular - counts.sum()
@@ -156,7 +156,7 @@ def _make_schools(rng: np.random.Generator, students: int) -> pd.DataFrame:
     for level, low, high, size, name in SMALL_SCHOOLS:
         records.append({"level": level, "grade_low": low, "grade_high": high, "name": name, "fixed_size": size})
     schools = pd.DataFrame(records)
-    schools["school_id"] = _ids(rng, len(schools), 1000, 9999, 4)
+    schools["school_id"] = _ids(rng, len(schools), *id_range, 4)
     # Sizes vary a lot within a level; lognormal weights give some big and some small schools.
     schools["weight"] = rng.lognormal(0.0, 0.35, len(schools)) * (schools["grade_high"] - schools["grade_low"] + 1)
     schools["race_mix"] = list(rng.dirichlet(RACE_SHARES * 6.0 + 0.02, len(schools)))
@@ -196,13 +196,34 @@ def _grades_for(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.choice(13, size=count, p=weights / weights.sum())
 
 
+@dataclass(frozen=True)
+class IdBlock:
+    """The share of the ID spaces one chunk of a district draws from, so chunks never share an ID.
+
+    Student IDs keep 7 digits, state IDs 10 and school IDs 4 (the release checks look for those
+    shapes), so the spaces are cut into `count` equal blocks rather than widened.
+    """
+
+    index: int
+    count: int
+
+    def cut(self, low: int, high: int) -> tuple[int, int]:
+        width = (high - low) // self.count
+        return low + self.index * width, low + (self.index + 1) * width
+
+
 def generate_district(
     students: int = DEFAULT_STUDENTS,
     years: Sequence[str] = DEFAULT_YEARS,
     seed: int = DEFAULT_SEED,
     progress: ProgressCallback = _quiet,
+    id_block: IdBlock | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """All warehouse tables for a district of about `students` students per year."""
+    """All warehouse tables for a district of about `students` students per year.
+
+    `id_block` is for chunks of a larger district (`generate_district_in_chunks`); without it the
+    IDs come from the whole spaces, as they always have.
+    """
     if students < 200:
         raise ValueError("a district needs at least 200 students")
     years = parse_years(years)
@@ -210,7 +231,7 @@ def generate_district(
     calendars = [build_school_year(label) for label in years]
 
     progress("schools")
-    schools = _make_schools(rng, students)
+    schools = _make_schools(rng, students, *([id_block.cut(1000, 9999)] if id_block else []))
     picker = _SchoolPicker(schools)
     small_schools = schools.index[schools["fixed_size"] > 0].to_numpy()
 
@@ -233,7 +254,7 @@ def generate_district(
     tables["schools"] = schools[["school_id", "name", "level", "grade_low", "grade_high"]].sort_values("school_id").reset_index(drop=True)
     school_ids = schools["school_id"].to_numpy()
 
-    students_table = _students_table(rng, people, calendars[0])
+    students_table = _students_table(rng, people, calendars[0], id_block)
     sid = people["student_id"].to_numpy()
     roster_all = _year_attributes(rng, roster_all, people, schools)
     students_table["race_ethnicity"] = np.array(RACES)[people["race"].to_numpy()]
@@ -430,10 +451,17 @@ class _Population:
         })
 
 
-def _students_table(rng, people: pd.DataFrame, first_calendar: SchoolYear) -> pd.DataFrame:
+def _students_table(rng, people: pd.DataFrame, first_calendar: SchoolYear, id_block: IdBlock | None = None) -> pd.DataFrame:
     n = len(people)
-    people["student_id"] = _ids(rng, n, 1, max(3_000_000, 3 * n), 7)
-    people["state_id"] = _ids(rng, n, 1_000_000_000, 9_999_999_999, 10)
+    if id_block is None:
+        student_range, state_range = (1, max(3_000_000, 3 * n)), (1_000_000_000, 9_999_999_999)
+    else:
+        student_range, state_range = id_block.cut(1, 10_000_000), id_block.cut(1_000_000_000, 9_999_999_999)
+        if student_range[1] - student_range[0] < n:
+            raise ValueError(f"{id_block.count} chunks of about {n:,} students over these years do not fit "
+                             "7-digit student IDs; generate fewer students or fewer years")
+    people["student_id"] = _ids(rng, n, *student_range, 7)
+    people["state_id"] = _ids(rng, n, *state_range, 10)
     gender = rng.choice(len(GENDERS), size=n, p=GENDER_SHARES)
     people["gender"] = np.array(GENDERS)[gender]
     female = np.array(names.FEMALE_FIRST)
