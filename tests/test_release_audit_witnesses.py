@@ -84,3 +84,34 @@ def test_kept_points_publish_exactly_what_a_fresh_audit_publishes(case):
     inner, outcomes, numerator = case
     rule = SmallGroupRule(numerator_threshold=numerator)
     assert _release(inner, outcomes, rule, keep_points=True) == _release(inner, outcomes, rule, keep_points=False)
+
+
+def test_a_search_near_the_truth_finds_only_whole_program_points_and_falls_back_to_the_whole():
+    import scipy.sparse as sp
+
+    from workbench.disclosure.release_audit import _NEAR_STEPS, _Program, _Solver
+
+    # x0 = x1 = ... = xL, all 5 in truth: moving x0 down moves the whole chain, which reaches
+    # further than the near search widens; only the whole program finds it.
+    length = 2 * _NEAR_STEPS + 4
+    program = _Program()
+    x = program.variables(length + 1)
+    program.upper[x] = 20.0
+    for a, b in zip(x[:-1], x[1:]):
+        program.row([(a, 1.0), (b, -1.0)], 0.0, 0.0)
+    truth = np.full(length + 1, 5.0)
+    solver = _Solver(program.model(), 10.0)
+    down = sp.csr_matrix(([1.0], ([0], [int(x[0])])), shape=(1, program.n))
+    assert solver.probe(down, -np.inf, 4.0, near=truth, whole=False) is None
+    found = solver.probe(down, -np.inf, 4.0, near=truth, whole=True)
+    assert found is not None and found[0] <= 4 and program.checker()(found)
+    # A move the neighbourhood holds: x0 free of the chain beyond a breakable link.
+    loose = _Program()
+    y = loose.variables(length + 1)
+    loose.upper[y] = 20.0
+    loose.row([(y[0], 1.0), (y[1], -1.0)], -3.0, 3.0)
+    for a, b in zip(y[1:-1], y[2:]):
+        loose.row([(a, 1.0), (b, -1.0)], 0.0, 0.0)
+    near = _Solver(loose.model(), 10.0).probe(down, -np.inf, 4.0, near=truth, whole=False)
+    assert near is not None and near[0] <= 4 and loose.checker()(near)
+    assert np.all(near[2:] == 5)  # the chain beyond the neighbourhood kept its values

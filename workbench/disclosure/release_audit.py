@@ -44,6 +44,10 @@ from workbench.disclosure.table import CellSpace
 _INF = highspy.kHighsInf
 # Fewer open quantities than this are probed one by one, without an aggregate probe first.
 _AGGREGATE_FROM = 3
+# A search near a point widens this many times (each step: every variable sharing a row with
+# those already free) before the whole program is solved, each with this time limit.
+_NEAR_STEPS = 5
+_NEAR_TIME_LIMIT = 1.0
 
 
 @dataclass
@@ -199,7 +203,7 @@ def _replay(program: "_Built", names: list, witnesses: list, expressions, time_l
             if model is None:
                 model = program.builder.model()
             held = _Solver(model, time_limit, hold=(np.flatnonzero(known), point[known]))
-            point = held._run()
+            point = held.search_near(_unmet(program.builder, point), point)
             result.solves += held.solves
             result.unresolved_by_time += held.timeouts
             if point is None:
@@ -279,7 +283,7 @@ def _complete(space, suppressed, rule, layers, groups, counts, program, time_lim
         # The true measure values may still fit; if not, ask the solver.
         if not _fits(part.builder, part.point):
             solver = _Solver(part.builder.model(), time_limit)
-            sample = solver._run()
+            sample = solver.search_near(_unmet(part.builder, part.point), part.point)
             result.solves += solver.solves
             result.unresolved_by_time += solver.timeouts
             if sample is None:
@@ -291,6 +295,18 @@ def _complete(space, suppressed, rule, layers, groups, counts, program, time_lim
             point[m_all] = part.point[m_part]
             point[y_all] = part.point[y_part]
     return point
+
+
+def _unmet(builder: "_Program", point: np.ndarray) -> np.ndarray:
+    """The variables of every row and bound the point does not satisfy."""
+    outside = (point < builder.lower - 1e-9) | (point > builder.upper + 1e-9)
+    if builder.entries:
+        r, c, v = (np.array(x) for x in zip(*builder.entries))
+        matrix = sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(len(builder.row_lower), builder.n))
+        activity = matrix @ point
+        broken = (activity < np.array(builder.row_lower) - 1e-9) | (activity > np.array(builder.row_upper) + 1e-9)
+        outside |= np.asarray(abs(matrix[np.flatnonzero(broken)]).sum(axis=0)).ravel() > 0
+    return np.flatnonzero(outside)
 
 
 def _fits(builder: "_Program", point: np.ndarray) -> bool:
@@ -415,7 +431,8 @@ def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAudi
     solver = _Solver(builder.model(), time_limit)
     # With several quantities still open, two aggregate probes first: any solution with their
     # sum below (then above) its true value moves many of them at once. The open ones only: a
-    # sum over quantities already settled would ask the solver for nothing new, at a price.
+    # sum over quantities already settled would ask the solver for nothing new, at a price; and
+    # near the truth only, as a shortcut (in the whole program they could take many seconds).
     still_open = np.flatnonzero(~moved)
     if len(still_open) >= _AGGREGATE_FROM:
         total = sp.csr_matrix(expr[still_open].sum(axis=0))
@@ -423,21 +440,24 @@ def _settle(program: _Built, expressions, time_limit: float, result: ReleaseAudi
         for low, high in ((-_INF, true_sum - 1), (true_sum + 1, _INF)):
             if moved.all():
                 break
-            sample = solver.probe(total, low, high)
+            sample = solver.probe(total, low, high, near=program.point, whole=False)
             if sample is not None:
                 if sink is not None:
                     sink.keep(sample)
                 moved |= np.abs(expr @ sample - true_values) > 0.5
     for i in range(len(expressions)):
-        if moved[i]:
-            continue
-        for low, high in ((-_INF, true_values[i] - 1), (true_values[i] + 1, _INF)):
-            sample = solver.probe(expr.getrow(i), low, high)
-            if sample is not None:
-                if sink is not None:
-                    sink.keep(sample)
-                moved |= np.abs(expr @ sample - true_values) > 0.5
+        # Both directions near the truth first; the whole program (where proving a direction
+        # impossible can take seconds) only when neither is found there.
+        for whole in (False, True):
+            if moved[i]:
                 break
+            for low, high in ((-_INF, true_values[i] - 1), (true_values[i] + 1, _INF)):
+                sample = solver.probe(expr.getrow(i), low, high, near=program.point, whole=whole)
+                if sample is not None:
+                    if sink is not None:
+                        sink.keep(sample)
+                    moved |= np.abs(expr @ sample - true_values) > 0.5
+                    break
     result.solves += solver.solves
     result.unresolved_by_time += solver.timeouts
     return moved
@@ -636,37 +656,81 @@ def _targets(space, suppressed, rule, layers, program: _Built, *, counts: bool, 
 
 
 class _Solver:
-    """One HiGHS integer model; a probe bounds one protected quantity away from its true value."""
+    """One HiGHS integer model; a probe bounds one protected quantity away from its true value.
+
+    Integer points of these programs can take the whole program seconds to find (rates shown to a
+    tenth of a percent are narrow ratio constraints). So a search first lets only the variables
+    near the quantity move, the others held at a point known to satisfy their constraints (the
+    truth): a small program that solves at once. Whatever it finds satisfies the whole program;
+    only when nothing is found near does the whole program decide.
+    """
 
     def __init__(self, model: highspy.HighsLp, time_limit: float, hold: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.h = quiet_highs()
-        self.h.setOptionValue("time_limit", float(time_limit))
+        self.time_limit = float(time_limit)
+        self.h.setOptionValue("time_limit", self.time_limit)
         self.h.setOptionValue("mip_rel_gap", 1.0)  # any feasible point will do
         self.h.passModel(model)
+        self.lower = np.asarray(model.col_lower_, dtype=float).copy()
+        self.upper = np.asarray(model.col_upper_, dtype=float).copy()
         if hold is not None:  # these variables at these values
             columns, values = hold
             self.h.changeColsBounds(len(columns), columns.astype(np.int32), values, values)
+            self.lower[columns] = self.upper[columns] = values
         self.base_rows = model.num_row_
         self.n = model.num_col_
+        a = model.a_matrix_
+        self.links = abs(sp.csc_matrix((np.asarray(a.value_, dtype=float), np.asarray(a.index_), np.asarray(a.start_)),
+                                       shape=(model.num_row_, model.num_col_))).tocsr()
         self.solves = 0
         self.timeouts = 0
         self.probe_row = None
 
-    def _run(self) -> np.ndarray | None:
+    def _run(self, count_timeout: bool = True) -> np.ndarray | None:
         self.h.run()
         self.solves += 1
         status = self.h.getModelStatus()
         info = self.h.getInfo()
-        if status == highspy.HighsModelStatus.kTimeLimit:
+        if status == highspy.HighsModelStatus.kTimeLimit and count_timeout:
             self.timeouts += 1
         if info.primal_solution_status == 2:  # a feasible solution exists
             return np.round(np.asarray(self.h.getSolution().col_value))
         return None
 
-    def probe(self, row: sp.csr_matrix, low: float, high: float) -> np.ndarray | None:
-        """A feasible point with low <= row . x <= high, or None."""
+    def probe(self, row: sp.csr_matrix, low: float, high: float, near: np.ndarray | None = None,
+              whole: bool = True) -> np.ndarray | None:
+        """A feasible point with low <= row . x <= high, or None.
+
+        near: a point satisfying every constraint but this one; the search starts around it, and
+        goes on to the whole program only if `whole`."""
         if self.probe_row is not None:
             self.h.deleteRows(1, np.array([self.probe_row], dtype=np.int32))
         self.h.addRow(low, high, len(row.indices), row.indices.astype(np.int32), row.data.astype(float))
         self.probe_row = self.base_rows
-        return self._run()
+        if near is None:
+            return self._run()
+        return self.search_near(row.indices, near, whole)
+
+    def search_near(self, anchor: np.ndarray, point: np.ndarray, whole: bool = True) -> np.ndarray | None:
+        """A feasible point, found first among those that change only variables near `anchor`
+        (others at `point`'s values), then (if `whole`) in the whole program."""
+        reach = np.zeros(self.n, dtype=bool)
+        reach[np.asarray(anchor, dtype=np.int64)] = True
+        for _ in range(_NEAR_STEPS):
+            rows = self.links @ reach.astype(float) > 0
+            wider = reach | (self.links.T @ rows.astype(float) > 0)
+            if wider.all() or np.array_equal(wider, reach):
+                break
+            reach = wider
+            held = np.flatnonzero(~reach).astype(np.int32)
+            values = np.clip(point[held], self.lower[held], self.upper[held])
+            self.h.changeColsBounds(len(held), held, values, values)
+            self.h.setOptionValue("time_limit", min(self.time_limit, _NEAR_TIME_LIMIT))
+            try:
+                sample = self._run(count_timeout=False)
+            finally:
+                self.h.changeColsBounds(len(held), held, self.lower[held], self.upper[held])
+                self.h.setOptionValue("time_limit", self.time_limit)
+            if sample is not None:
+                return sample
+        return self._run() if whole else None
