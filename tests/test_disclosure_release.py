@@ -234,3 +234,20 @@ def test_the_release_check_refuses_analyst_columns_and_a_second_mark(tmp_path):
     assert ("tables/analyst.csv", "analyst_only") in kinds
     assert ("tables/daggers.csv", "analyst_only") in kinds
     assert not any(f.artifact == "tables/one_mark.csv" for f in report.findings)
+
+
+def test_a_school_without_course_marks_releases_its_groups():
+    # An elementary school: no grade has course marks, so no group of it has any, whatever the
+    # release hides. That is the measure's definition, not something a release can give away:
+    # a hidden small group's course-failure denominator is 0 in every possible world.
+    rule = SmallGroupRule()
+    model = ReleaseModel(rule)
+    grades = one_way("by_grade", "grade", ["K", "1", "2"], [20, 22, 25])
+    zero_marks = np.zeros(grades.shape, dtype=int)
+    model.add(grades, [RateInput("course_failure", zero_marks, zero_marks,
+                                 documented_zero=np.ones(grades.shape, dtype=bool))])
+    races = one_way("by_race", "race", ["Asian", "Black", "Hispanic"], [3, 30, 34])
+    released = model.add(races, [RateInput("course_failure", np.zeros(races.shape, dtype=int),
+                                           np.zeros(races.shape, dtype=int))])
+    assert not released.count_shown[0]  # the group of 3 is hidden
+    assert released.summary["audit_safe"]

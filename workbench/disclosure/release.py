@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench.disclosure.protect import protect_tables
 from workbench.disclosure.rates import HIDDEN, HIDDEN_DISPLAY, SHOWN, RateDisplay, protect_rates
-from workbench.disclosure.release_audit import LayerView, audit_release
+from workbench.disclosure.release_audit import LayerView, audit_release, definitional_zeros
 from workbench.disclosure.rules import SmallGroupRule
 from workbench.disclosure.table import CellSpace, CountTable, TableInputError, with_margins
 from workbench.errors import InputError
@@ -199,6 +199,7 @@ class ReleaseModel:
                 rate = layer.tables[t.name]
                 if rate.documented_zero is not None:
                     zero[layer_space.logical[offset : offset + t.size][rate.documented_zero.reshape(-1)]] = True
+            zero = definitional_zeros(layer_space, zero)
             links = np.array([count_lid.get(key, -1) for key in layer_space.keys], dtype=np.int64)
             group_hidden = suppressed[links] if first.over_group else None
             if group_hidden is not None:

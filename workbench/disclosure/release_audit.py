@@ -142,6 +142,28 @@ def audit_release(
     return result
 
 
+def definitional_zeros(space: CellSpace, documented: np.ndarray) -> np.ndarray:
+    """Cells of a measure with no student in it by the definition alone: the documented ones
+    (grades without course marks), every sum of those, and every part of such a sum (a part of an
+    empty group is empty). An elementary school has no course marks in any grade, so every group
+    of it, by race or by gender, has none: a value no release can give away."""
+    zero = np.asarray(documented, dtype=bool).copy()
+    equations = [(parents, children) for parents, children, _ in space.equations()]
+    changed = True
+    while changed:
+        changed = False
+        for parents, children in equations:
+            empty_sums = zero[children].all(axis=1) & ~zero[parents]
+            if empty_sums.any():
+                zero[parents[empty_sums]] = True
+                changed = True
+            parts = children[zero[parents]]
+            if parts.size and not zero[parts].all():
+                zero[parts.ravel()] = True
+                changed = True
+    return zero
+
+
 def _identity(target: "Target") -> tuple:
     return (target.layer, target.lid, target.what)
 
