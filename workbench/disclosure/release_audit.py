@@ -96,7 +96,7 @@ def audit_release(
     hidden_totals: list[tuple[np.ndarray, int]] = (),
     *,
     time_limit: float = 10.0,
-    witnesses: list[dict] | None = None,
+    witnesses: list | None = None,
 ) -> ReleaseAuditResult:
     """Every protected quantity of the release that the recipient's integer program pins.
 
@@ -105,9 +105,9 @@ def audit_release(
     with every other measure left at its true values, is a solution of the whole program. What
     that cannot settle, and every suppressed count, is probed in the whole program.
 
-    witnesses: feasible points of earlier audits of this release (variable name -> value, for
-    the variables that differ from the truth); they are tried first, and every point this audit
-    finds is appended.
+    witnesses: feasible points of earlier audits of this release, each as (the names of its
+    program's variables, their values); they are tried first, and every point this audit finds
+    is appended.
     """
     started = time.perf_counter()
     result = ReleaseAuditResult([], 0, 0, 0.0)
