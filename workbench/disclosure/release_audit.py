@@ -29,6 +29,7 @@ of the larger program, checked exactly, settles what it moves there too without 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -303,9 +304,10 @@ def _complete(space, suppressed, rule, layers, groups, counts, program, time_lim
         if np.any(part.point[: len(counts)] != counts):
             return None
         # The true measure values may still fit; if not, ask the solver.
-        if not _fits(part.builder, part.point):
+        unmet = _unmet(part.builder, part.point)
+        if len(unmet):
             solver = _Solver(part.builder.model(), time_limit)
-            sample = solver.search_near(_unmet(part.builder, part.point), part.point)
+            sample = solver.search_near(unmet, part.point)
             result.solves += solver.solves
             result.unresolved_by_time += solver.timeouts
             if sample is None:
@@ -320,19 +322,13 @@ def _complete(space, suppressed, rule, layers, groups, counts, program, time_lim
 
 
 def _unmet(builder: "_Program", point: np.ndarray) -> np.ndarray:
-    """The variables of every row and bound the point does not satisfy."""
+    """The variables of every row and bound the point does not satisfy (none: the point fits)."""
     outside = (point < builder.lower - 1e-9) | (point > builder.upper + 1e-9)
-    if builder.entries:
-        r, c, v = (np.array(x) for x in zip(*builder.entries))
-        matrix = sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(len(builder.row_lower), builder.n))
-        activity = matrix @ point
-        broken = (activity < np.array(builder.row_lower) - 1e-9) | (activity > np.array(builder.row_upper) + 1e-9)
-        outside |= np.asarray(abs(matrix[np.flatnonzero(broken)]).sum(axis=0)).ravel() > 0
+    matrix = builder.matrix()
+    activity = matrix @ point
+    broken = (activity < np.array(builder.row_lower) - 1e-9) | (activity > np.array(builder.row_upper) + 1e-9)
+    outside |= np.asarray(abs(matrix[np.flatnonzero(broken)]).sum(axis=0)).ravel() > 0
     return np.flatnonzero(outside)
-
-
-def _fits(builder: "_Program", point: np.ndarray) -> bool:
-    return builder.checker()(point)
 
 
 def _measure_groups(layers: list[LayerView]) -> list[list[int]]:
@@ -514,15 +510,20 @@ class _Program:
         for terms in many:
             self.row(terms, low, high)
 
+    def matrix(self) -> sp.csr_matrix:
+        """The rows' coefficients as a sparse matrix (rows x variables)."""
+        if self.entries:
+            r, c, v = (np.array(x) for x in zip(*self.entries))
+        else:
+            r = c = np.zeros(0, dtype=int)
+            v = np.zeros(0)
+        return sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(len(self.row_lower), self.n))
+
     def checker(self):
         """An exact test of a point against every bound and row (integrality is the caller's)."""
         lower, upper = self.lower.copy(), self.upper.copy()
         row_lower, row_upper = np.array(self.row_lower, dtype=float), np.array(self.row_upper, dtype=float)
-        if self.entries:
-            r, c, v = (np.array(x) for x in zip(*self.entries))
-            matrix = sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(len(row_lower), self.n))
-        else:
-            matrix = sp.csr_matrix((len(row_lower), self.n))
+        matrix = self.matrix()
 
         def fits(point: np.ndarray) -> bool:
             if np.any(point < lower - 1e-9) or np.any(point > upper + 1e-9):
@@ -541,12 +542,7 @@ class _Program:
         lp.col_upper_ = self.upper
         lp.row_lower_ = np.array(self.row_lower, dtype=float)
         lp.row_upper_ = np.array(self.row_upper, dtype=float)
-        if self.entries:
-            r, c, v = map(np.array, zip(*self.entries))
-        else:
-            r = c = np.zeros(0, dtype=int)
-            v = np.zeros(0)
-        csc = sp.csc_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(lp.num_row_, self.n))
+        csc = self.matrix().tocsc()
         csc.sum_duplicates()
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = csc.indptr
@@ -599,9 +595,8 @@ def _local_moves(builder: "_Program", point: np.ndarray, expr: sp.csr_matrix, tr
     A step trades one unit between two children of an equation, or adds one to a parent and one
     of its children. Most hidden rates of a one-way table move this way, without a solver.
     """
-    r, c, v = (np.array(x) for x in zip(*builder.entries)) if builder.entries else (np.zeros(0, int),) * 3
     n_rows = len(builder.row_lower)
-    matrix = sp.csr_matrix((v.astype(float), (r.astype(int), c.astype(int))), shape=(n_rows, builder.n))
+    matrix = builder.matrix()
     row_lo = np.array(builder.row_lower)
     row_hi = np.array(builder.row_upper)
     activity = matrix @ point
@@ -701,12 +696,18 @@ class _Solver:
             self.lower[columns] = self.upper[columns] = values
         self.base_rows = model.num_row_
         self.n = model.num_col_
-        a = model.a_matrix_
-        self.links = abs(sp.csc_matrix((np.asarray(a.value_, dtype=float), np.asarray(a.index_), np.asarray(a.start_)),
-                                       shape=(model.num_row_, model.num_col_))).tocsr()
+        self.model = model
         self.solves = 0
         self.timeouts = 0
         self.probe_row = None
+
+    @functools.cached_property
+    def links(self) -> sp.csr_matrix:
+        """Which variables share a row (absolute coefficients), built when a search near a point
+        first needs it."""
+        a = self.model.a_matrix_
+        return abs(sp.csc_matrix((np.asarray(a.value_, dtype=float), np.asarray(a.index_), np.asarray(a.start_)),
+                                 shape=(self.model.num_row_, self.model.num_col_))).tocsr()
 
     def _run(self, count_timeout: bool = True) -> np.ndarray | None:
         self.h.run()
