@@ -224,8 +224,8 @@ def test_scan_rejects_an_unknown_level(tmp_path, tiny_warehouse_path):
 
 # --- papermill ---------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_the_papermill_engine_stores_no_leak_even_from_an_unguarded_kernel(tmp_path, index, monkeypatch):
+def _run_with_the_engine(tmp_path, index, monkeypatch, sources: list[str], **engine_options) -> None:
+    """Run cells in an unguarded python3 kernel through the workbench papermill engine into out.ipynb."""
     import papermill
 
     from workbench.guard import papermill_engine
@@ -236,18 +236,23 @@ def test_the_papermill_engine_stores_no_leak_even_from_an_unguarded_kernel(tmp_p
     settings.reset()
     source = nbformat.v4.new_notebook()
     source.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    source.cells = [
-        nbformat.v4.new_code_cell("print('Eli Diaz', '0100005')"),
-        nbformat.v4.new_code_cell("import pandas as pd\npd.DataFrame({'n': [120, 4]}, index=['a', 'b'])"),
-        nbformat.v4.new_code_cell("print('done')"),
-    ]
+    source.cells = [nbformat.v4.new_code_cell(code) for code in sources]
     nbformat.write(source, tmp_path / "in.ipynb")
     try:
         papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                   engine_name=papermill_engine.register(), progress_bar=False)
+                                   engine_name=papermill_engine.register(), progress_bar=False, **engine_options)
     finally:
         student_index.set_index(None)
         settings.reset()
+
+
+@pytest.mark.slow
+def test_the_papermill_engine_stores_no_leak_even_from_an_unguarded_kernel(tmp_path, index, monkeypatch):
+    _run_with_the_engine(tmp_path, index, monkeypatch, [
+        "print('Eli Diaz', '0100005')",
+        "import pandas as pd\npd.DataFrame({'n': [120, 4]}, index=['a', 'b'])",
+        "print('done')",
+    ])
     saved = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     stored = json.dumps([c.outputs for c in saved.cells])  # the code is the analyst's; its outputs are checked
     assert "Diaz" not in stored and "100005" not in stored
@@ -257,34 +262,19 @@ def test_the_papermill_engine_stores_no_leak_even_from_an_unguarded_kernel(tmp_p
 
 @pytest.mark.slow
 def test_saving_once_at_the_end_still_writes_a_checked_notebook_when_a_cell_fails(tmp_path, index, monkeypatch):
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     from workbench.guard import papermill_engine
 
-    student_index.set_index(index)
-    monkeypatch.delenv(settings.POLICY_ENV, raising=False)
-    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
-    settings.reset()
-    source = nbformat.v4.new_notebook()
-    source.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    source.cells = [
-        nbformat.v4.new_code_cell("print('Eli Diaz', '0100005')"),
-        nbformat.v4.new_code_cell("raise ValueError('stop here')"),
-        nbformat.v4.new_code_cell("print('never')"),
-    ]
-    nbformat.write(source, tmp_path / "in.ipynb")
     writes = []
     real_write = papermill_engine.write_ipynb
     monkeypatch.setattr(papermill_engine, "write_ipynb", lambda nb, path: (writes.append(path), real_write(nb, path)))
-    try:
-        with pytest.raises(PapermillExecutionError):
-            papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                       engine_name=papermill_engine.register(), progress_bar=False,
-                                       save_each_cell=False)
-    finally:
-        student_index.set_index(None)
-        settings.reset()
+    with pytest.raises(PapermillExecutionError):
+        _run_with_the_engine(tmp_path, index, monkeypatch, [
+            "print('Eli Diaz', '0100005')",
+            "raise ValueError('stop here')",
+            "print('never')",
+        ], save_each_cell=False)
     assert len(writes) == 1  # once, at the end, although a cell failed
     saved = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     stored = json.dumps([c.outputs for c in saved.cells if c.cell_type == "code"])
