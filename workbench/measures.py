@@ -236,14 +236,21 @@ def _aggregate(facts: ir.Table, measure: str, group: list[str]) -> list[ir.Table
     raise MeasureError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
 
 
-def _measure_by_measure(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids,
-                        facts: ir.Table | None = None) -> pd.DataFrame:
-    """One query per measure (per subject for assessments) over the facts: the measures as
-    defined, kept as the reference the one-aggregation path is tested against."""
+def _breakdown_facts(con, years: Sequence[str], breakdowns: Sequence[str], student_ids,
+                     facts: ir.Table | None = None) -> ir.Table:
+    """The facts (the connection's, unless given) with each student's programs when broken down by them."""
     if facts is None:
         facts = cached_facts(con, years, student_ids)
     if "program" in breakdowns:
         facts = _with_programs(con, facts, years)
+    return facts
+
+
+def _measure_by_measure(con, measure: str, years: Sequence[str], breakdowns: Sequence[str], student_ids,
+                        facts: ir.Table | None = None) -> pd.DataFrame:
+    """One query per measure (per subject for assessments) over the facts: the measures as
+    defined, kept as the reference the one-aggregation path is tested against."""
+    facts = _breakdown_facts(con, years, breakdowns, student_ids, facts)
     parts = _aggregate(facts, measure, _group_columns(breakdowns))
     return pd.concat([p.to_pandas() for p in parts], ignore_index=True)
 
@@ -386,9 +393,7 @@ def _cached_sums(con, years: Sequence[str], breakdowns: Sequence[str], student_i
     except TypeError:
         per_connection = {}
     if key not in per_connection:
-        facts = cached_facts(con, years, student_ids)
-        if "program" in breakdowns:
-            facts = _with_programs(con, facts, years)
+        facts = _breakdown_facts(con, years, breakdowns, student_ids)
         per_connection[key] = _measure_sums(facts, group).to_pandas()
     return per_connection[key]
 
