@@ -3,9 +3,10 @@
 Builds a ledger of N earlier public releases (default 10,000) of S students each (default 1,000)
 drawn from a district of 100,000 students, each with the groups a report publishes (the whole
 cohort, 13 grades, 3 genders), then times the check of a new release's groups: one that differs
-from an earlier release by 3 students (must be found) and a fresh random cohort (must not). The
-peer is a brute-force comparison with every earlier group read back from the same database,
-the method without the sketch index.
+from an earlier release by 3 students (must be found) and a fresh random cohort (must not). Every
+new group is compared with held groups of every definition and with sums of a held breakdown's
+categories. The peer is the same comparison with every earlier population read back from the same
+database, the method without the sketch index.
 
     .venv/bin/python benchmarks/ledger_benchmark.py [--releases 10000] [--students 1000]
 
@@ -85,10 +86,10 @@ def build(ledger: Ledger, path: Path, releases: int, students: int, rng: random.
 
 
 def brute_force(ledger: Ledger, groups: dict[str, set[str]]) -> int:
-    """Compare with every earlier group by reading every population back (no index)."""
+    """The same comparison with every earlier population read back (no index)."""
     from sqlalchemy import select
 
-    from workbench.ledger import _member_of, groups_table, members_table
+    from workbench.ledger import _member_of, groups_table, members_table, near_groups
 
     digest = ledger.keyring.hasher(ledger.keyring.current)
     hashed = {k: {digest(s) for s in v} for k, v in groups.items()}
@@ -98,12 +99,12 @@ def brute_force(ledger: Ledger, groups: dict[str, set[str]]) -> int:
         for population_id, member, labels in connection.execute(
                 select(members_table.c.population_id, members_table.c.member, members_table.c.labels)):
             members.setdefault(population_id, []).append((member, labels))
-        for population_id, labels, size in connection.execute(
-                select(groups_table.c.population_id, groups_table.c.labels, groups_table.c.size)):
-            earlier = {m for m, lab in members[population_id] if _member_of(lab, labels)}
-            for new in hashed.values():
-                if 0 < len(new ^ earlier) < T:
-                    found += 1
+        published: dict[int, list[str]] = {}
+        for population_id, labels in connection.execute(select(groups_table.c.population_id, groups_table.c.labels)):
+            published.setdefault(population_id, []).append(labels)
+        for population_id, rows in members.items():
+            held = {labels: {m for m, lab in rows if _member_of(lab, labels)} for labels in published.get(population_id, [])}
+            found += len(near_groups(hashed, held, {m for m, _ in rows}, T))
     return found
 
 

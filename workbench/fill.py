@@ -24,7 +24,8 @@ from workbench import __version__
 from workbench.config import TEMPLATES_DIR, releases_location
 from workbench.decision import Decision
 from workbench.errors import EnvironmentProblem, InputError
-from workbench.plan import ReleasePlan, make_plan, policy_for
+from workbench.ledger import PublishedDifference
+from workbench.plan import ReleasePlan, apply_conflicts, make_plan, policy_for
 from workbench.policy import Policy
 from workbench.progress import Stage, no_progress
 from workbench.release.check import CheckReport, Identifiers, check_release
@@ -281,57 +282,72 @@ def fill(
         _recover_register(register, store, by)
     progress("deciding")
     plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
-    decision = plan.decision
     rule = policy.small_group_rule()
-    tables: dict = {}
-    student_files: dict = {}
-    with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
-        if plan.template is None:
-            progress("writing the decision letter")
-            (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
-            public = json.dumps(decision.to_public_dict(), indent=2, ensure_ascii=False)
-            (staging / "decision.json").write_text(public + "\n")
-            level = "aggregate"
-        else:
-            template = TEMPLATES_DIR / f"{plan.template}.ipynb"
-            level = plan.level
-            plan_file = plan.save(Path(private) / "plan.json")
-            _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel, progress)
-            protection = staging / "protection.json"
-            if protection.exists():
-                recorded = json.loads(protection.read_text())
-                tables = recorded.get("tables", {})
-                student_files = recorded.get("student_files", {})
-                protection.unlink()
-            unsafe = [name for name, t in tables.items() if not t.get("audit_safe", False)]
-            if unsafe:
-                raise FillError(f"the audit could not prove tables {', '.join(unsafe)} safe; no release was written")
-        progress("checking release")
-        identifiers = Identifiers.from_warehouse(con)
-        aggregate_only = list(policy.pack.fields.aggregate_only.fields)
-        check = check_release(staging, level, rule, identifiers, aggregate_only_fields=aggregate_only,
-                              plan=plan if plan.template else None, tables=tables, con=con)
-        if not check.passed:
-            raise FillError(check.summary())
-        manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
-        if student_files:
-            manifest["extract_report"] = student_files  # what the k-anonymity step did, in counts
-        if register is not None and plan.template is not None:
-            # Up to "filled" before the folder is published, "released" right after: a crash in
-            # between leaves "filled", which the next fill completes when the release is there.
-            _record_filled(register, request, decision, by)
-        pending = None
-        if ledger is not None and plan.template is not None:
-            from workbench.ledger import published_groups
 
-            # Written before the folder is published and confirmed after: a crash in between
-            # leaves a pending entry that the next fill's recover() completes or removes.
-            pending = ledger.begin(plan, content_digest(checksums(staging)), published_groups(staging, tables), con,
-                                   rule)
-        progress("publishing")
-        published = store.publish(staging, request.id, manifest)
-        if ledger is not None:
-            ledger.commit(pending)
+    def attempt() -> tuple[PublishedRelease, CheckReport, dict]:
+        decision = plan.decision
+        tables: dict = {}
+        student_files: dict = {}
+        with store.staging(request.id) as staging, tempfile.TemporaryDirectory(prefix="workbench-plan-") as private:
+            if plan.template is None:
+                progress("writing the decision letter")
+                (staging / "letter.md").write_text(decision_letter(request, decision, policy.title))
+                public = json.dumps(decision.to_public_dict(), indent=2, ensure_ascii=False)
+                (staging / "decision.json").write_text(public + "\n")
+                level = "aggregate"
+            else:
+                template = TEMPLATES_DIR / f"{plan.template}.ipynb"
+                level = plan.level
+                plan_file = plan.save(Path(private) / "plan.json")
+                _run_template(template, staging, request_file, plan, plan_file, warehouse_location, kernel, progress)
+                protection = staging / "protection.json"
+                if protection.exists():
+                    recorded = json.loads(protection.read_text())
+                    tables = recorded.get("tables", {})
+                    student_files = recorded.get("student_files", {})
+                    protection.unlink()
+                unsafe = [name for name, t in tables.items() if not t.get("audit_safe", False)]
+                if unsafe:
+                    raise FillError(f"the audit could not prove tables {', '.join(unsafe)} safe; no release was written")
+            progress("checking release")
+            identifiers = Identifiers.from_warehouse(con)
+            aggregate_only = list(policy.pack.fields.aggregate_only.fields)
+            check = check_release(staging, level, rule, identifiers, aggregate_only_fields=aggregate_only,
+                                  plan=plan if plan.template else None, tables=tables, con=con)
+            if not check.passed:
+                raise FillError(check.summary())
+            manifest = _manifest(request, plan, policy, f"{plan.template}.ipynb" if plan.template else None, tables, check)
+            if student_files:
+                manifest["extract_report"] = student_files  # what the k-anonymity step did, in counts
+            pending = None
+            if ledger is not None and plan.template is not None:
+                from workbench.ledger import published_groups
+
+                # Written before the folder is published and confirmed after: a crash in between
+                # leaves a pending entry that the next fill's recover() completes or removes.
+                pending = ledger.begin(plan, content_digest(checksums(staging)), published_groups(staging, tables), con,
+                                       rule)
+            if register is not None and plan.template is not None:
+                # Up to "filled" before the folder is published, "released" right after: a crash in
+                # between leaves "filled", which the next fill completes when the release is there.
+                _record_filled(register, request, decision, by)
+            progress("publishing")
+            published = store.publish(staging, request.id, manifest)
+            if ledger is not None:
+                ledger.commit(pending)
+        return published, check, tables
+
+    while True:
+        try:
+            published, check, tables = attempt()
+            break
+        except PublishedDifference as difference:
+            # Which categories protection hides is known only once the tables are made: a
+            # published group that differs by a few students from a group the recipient holds
+            # under another definition leaves its school year out, as a conflict in the plan does.
+            apply_conflicts(plan, difference.conflicts, policy)
+            progress("leaving out " + ", ".join(sorted({c.school_year for c in difference.conflicts})))
+    decision = plan.decision
     if register is not None:
         _record(register, request, decision, published, by)
     return FillResult(request.id, decision.outcome, decision.level, published, check, tables)

@@ -121,6 +121,16 @@ class LedgerConflict(EnvironmentProblem):
     """A release to the same recipient was recorded while this one was being filled."""
 
 
+class PublishedDifference(Exception):
+    """The groups a filled release publishes differ by a few students from groups its recipient
+    holds under another definition (seen only once protection has chosen what to publish). The
+    fill leaves those school years out and fills again; it is never shown to a user."""
+
+    def __init__(self, conflicts: list["Conflict"]):
+        super().__init__(conflicts[0].describe() if conflicts else "")
+        self.conflicts = conflicts
+
+
 # -- keys ------------------------------------------------------------------------------------
 
 class Keyring:
@@ -181,10 +191,17 @@ class Conflict:
     def describe(self) -> str:
         if self.why:
             return f"{self.school_year}: {self.why} (release {self.earlier_release})"
-        group = "the year's whole cohort" if not self.labels else f"the group {self.labels.replace('|', ', ')}"
-        return (f"{self.school_year}: {group} differs by {self.difference} student"
-                f"{'s' if self.difference != 1 else ''} from a group the recipient already holds "
-                f"(release {self.earlier_release})")
+        return (f"{self.school_year}: {_group_name(self.labels, 'the year')} differs by {self.difference} student"
+                f"{'s' if self.difference != 1 else ''} from {_group_name(self.earlier_labels, 'the')} the recipient "
+                f"already holds (release {self.earlier_release})")
+
+
+def _group_name(labels: str, whole: str) -> str:
+    if not labels:
+        return f"{whole} whole cohort"
+    if labels.startswith("a sum of"):
+        return labels
+    return f"the group {labels.replace('|', ', ')}"
 
 
 def labels_text(pairs) -> str:
@@ -295,6 +312,91 @@ def _one_writer_at_a_time(connection) -> None:
         connection.exec_driver_sql("LOCK TABLE ledger_releases IN SHARE ROW EXCLUSIVE MODE")
 
 
+def _may_be_near(shared_hashes: int, size: int, other_size: int, t: int) -> bool:
+    """Two groups within t of each other share at least min(k, |G|, |H|) - (t - 1) of their k
+    smallest hashes; groups whose sizes alone differ by t or more never are."""
+    if abs(size - other_size) >= t:
+        return False
+    return shared_hashes >= max(min(SKETCH_SIZE, size, other_size) - (t - 1), 1)
+
+
+def _union_floor(size: int, t: int) -> int:
+    """How many of a group's smallest hashes the categories' sketches of an earlier release must
+    hold before a union of them is looked at. A union U within t of a group G holds more than half
+    of G (|G & U| > (|G| + |U| - t) / 2, and every published category has t students), and a
+    member among G's k - (t - 1) smallest that is in U is among the k smallest of its category."""
+    seen = min(SKETCH_SIZE, size)
+    return max(1, min(seen // 4, seen - 2 * (t - 1)))
+
+
+def closest_union(target: set[str], categories: list[set[str]]) -> set[str]:
+    """The union of some of `categories` (disjoint) nearest to `target`: a category is in it when
+    more of it is inside the target than outside."""
+    chosen: set[str] = set()
+    for category in categories:
+        inside = len(category & target)
+        if inside * 2 > len(category):
+            chosen |= category
+    return chosen
+
+
+def _categories(groups: dict[str, set[str]], whole: set[str] | None) -> dict[str, list[set[str]]]:
+    """Per breakdown, the published groups of one category, and what the whole leaves over (the
+    sum of the hidden categories, which a published total gives away)."""
+    by_dim: dict[str, list[set[str]]] = defaultdict(list)
+    for labels, members in groups.items():
+        if labels and "|" not in labels:
+            by_dim[labels.split("=", 1)[0]].append(members)
+    if whole is not None:
+        for dim, categories in by_dim.items():
+            rest = whole - set().union(*categories)
+            if rest:
+                categories.append(rest)
+    return by_dim
+
+
+def near_groups(new: dict[str, set[str]], held: dict[str, set[str]], held_population: set[str],
+                t: int, settled: bool = True) -> list[tuple[str, str, int]]:
+    """(new labels, held labels, difference) for every new group within 1..t-1 students of a held
+    group of the same definition, and, for the groups a release publishes (`settled`), of a held
+    group of any definition or a union of a held breakdown's categories; and every held group the
+    new breakdown's categories add up to within t of. A new group the recipient already holds
+    exactly is skipped: every difference with it is inside one release, which its own audit
+    protected.
+
+    Before a fill, which categories the protection will hide is not known yet (`settled` False):
+    the groups compared across definitions are then the whole population only, and the rest is
+    compared once the release's published groups are known (`Ledger.begin`)."""
+    found = []
+    held_sets = list(held.values())
+    held_unions = _categories(held, held_population if WHOLE_POPULATION in held else None)
+    new_unions = _categories(new, new.get(WHOLE_POPULATION))
+    for labels, members in new.items():
+        if any(members == other for other in held_sets):
+            continue
+        across = settled or labels == WHOLE_POPULATION
+        for earlier_labels, other in held.items():
+            if (across or earlier_labels == labels) and abs(len(members) - len(other)) < t:
+                difference = len(members ^ other)
+                if 0 < difference < t:
+                    found.append((labels, earlier_labels, difference))
+        for dim, categories in held_unions.items() if across else ():
+            union = closest_union(members, categories)
+            difference = len(members ^ union)
+            if 0 < difference < t and not any(union == other for other in held_sets):
+                found.append((labels, f"a sum of {dim} groups", difference))
+    new_sets = list(new.values())
+    for earlier_labels, other in held.items():
+        if any(other == members for members in new_sets):
+            continue
+        for dim, categories in new_unions.items():
+            union = closest_union(other, categories)
+            difference = len(other ^ union)
+            if 0 < difference < t and not any(union == members for members in new_sets):
+                found.append((f"a sum of {dim} groups", earlier_labels, difference))
+    return found
+
+
 # -- the ledger ------------------------------------------------------------------------------
 
 class Ledger:
@@ -355,7 +457,10 @@ class Ledger:
         with self.engine.connect() as connection:
             return self._conflicts(connection, plan, con, rule)
 
-    def _conflicts(self, connection, plan, con, rule, exclude: str | None = None) -> list[Conflict]:
+    def _conflicts(self, connection, plan, con, rule, exclude: str | None = None,
+                   published: dict[str, set[str]] | None = None) -> list[Conflict]:
+        """Conflicts of the plan's groups: every group it may publish, or with `published` (school
+        year -> labels) the groups its release does publish."""
         t = rule.smallest_publishable
         recipient = self.recipient(plan.request)
         shared = self._shared_with(recipient)
@@ -370,7 +475,9 @@ class Ledger:
         for year in plan.years:
             labels = plan_labels(con, year, plan)
             groups = candidate_groups(labels, list(plan.decision.breakdowns), rule)
-            found += self.check_groups(connection, shared, key_ids, year, groups, t)
+            if published is not None:
+                groups = {key: members for key, members in groups.items() if key in published.get(year, ())}
+            found += self.check_groups(connection, shared, key_ids, year, groups, t, settled=published is not None)
             found += self.granularity_conflicts(connection, shared, year, granularity)
         return sorted(set(found), key=lambda c: (c.school_year, c.labels, c.earlier_release))
 
@@ -394,28 +501,31 @@ class Ledger:
                                           why=f"the recipient holds {dim} by the other granularity (bands or single values)"))
         return found
 
-    def check_groups(self, connection, shared, key_ids, year: str, groups: dict[str, set[str]], t: int) -> list[Conflict]:
+    def check_groups(self, connection, shared, key_ids, year: str, groups: dict[str, set[str]], t: int,
+                     settled: bool = True) -> list[Conflict]:
         """Conflicts of `groups` (labels -> student IDs) with the `shared` releases' groups of `year`."""
         found: list[Conflict] = []
         for key_id in key_ids:
             digest = self.keyring.hasher(key_id)
             hashed = {key: {digest(s) for s in members} for key, members in groups.items()}
-            found += self._year_conflicts(connection, shared, year, key_id, hashed, t)
+            found += self._year_conflicts(connection, shared, year, key_id, hashed, t, settled)
         return found
 
-    def _year_conflicts(self, connection, shared, year, key_id, hashed: dict[str, set[str]], t: int) -> list[Conflict]:
+    def _year_conflicts(self, connection, shared, year, key_id, hashed: dict[str, set[str]], t: int,
+                        settled: bool = True) -> list[Conflict]:
         """One indexed query for every group's sketch, then a member-by-member look at the few
-        earlier groups that could be within t of a new one."""
+        earlier populations that could hold a group, or a union of one breakdown's categories,
+        within t of a new group (or the reverse)."""
         sketches = {labels: set(_sketch(members)) for labels, members in hashed.items()}
         wanted = sorted(set().union(*sketches.values())) if sketches else []
         if not wanted:
             return []
         query = (
-            select(sketch_table.c.member, groups_table.c.group_id, groups_table.c.labels, groups_table.c.size,
+            select(sketch_table.c.member, groups_table.c.group_id, groups_table.c.size,
                    groups_table.c.population_id, releases_table.c.request_id)
             .select_from(sketch_table.join(groups_table).join(populations_table).join(releases_table))
             .where(sketch_table.c.member.in_(wanted), populations_table.c.school_year == year,
-                   populations_table.c.key_id == key_id, groups_table.c.labels.in_(sorted(hashed)), shared)
+                   populations_table.c.key_id == key_id, shared)
         )
         # Which new groups have each hash in their sketch: every row returned then counts, at
         # once, towards the overlap of that earlier group with each of those new groups.
@@ -423,35 +533,57 @@ class Ledger:
         for labels, sketch in sketches.items():
             for member in sketch:
                 in_sketch_of[member].append(labels)
-        earlier_groups: dict[int, tuple[str, int, int, str]] = {}
+        earlier_groups: dict[int, tuple[int, int, str]] = {}
         overlap: dict[tuple[str, int], int] = defaultdict(int)
-        for member, group_id, labels, size, population_id, request_id in connection.execute(query):
-            earlier_groups[group_id] = (labels, size, population_id, request_id)
+        found_in: dict[tuple[str, int], set[str]] = defaultdict(set)
+        for member, group_id, size, population_id, request_id in connection.execute(query):
+            earlier_groups[group_id] = (size, population_id, request_id)
             for new_labels in in_sketch_of[member]:
-                if new_labels == labels:  # the same group definition (cell) in both releases
-                    overlap[(new_labels, group_id)] += 1
-        candidates = []
+                overlap[(new_labels, group_id)] += 1
+                found_in[(new_labels, population_id)].add(member)
+        readable: dict[int, str] = {}
         for (labels, group_id), shared_hashes in overlap.items():
-            members = hashed[labels]
-            earlier_labels, size, population_id, request_id = earlier_groups[group_id]
-            if abs(size - len(members)) >= t:
-                continue
-            needed = min(SKETCH_SIZE, len(members), size) - (t - 1)
-            if shared_hashes >= max(needed, 1):
-                candidates.append((labels, members, earlier_labels, population_id, request_id))
+            size, population_id, request_id = earlier_groups[group_id]
+            if _may_be_near(shared_hashes, len(hashed[labels]), size, t):
+                readable[population_id] = request_id
+        # A union of categories close to a group shares much of the group's sketch with the
+        # categories' sketches; a group close to a union of the new categories, the reverse.
+        for (labels, population_id), members in found_in.items():
+            if len(members) >= _union_floor(len(hashed[labels]), t):
+                readable[population_id] = next(r for _, p, r in earlier_groups.values() if p == population_id)
+        hits_of_group: dict[int, int] = defaultdict(int)
+        for (_, group_id), shared_hashes in overlap.items():
+            hits_of_group[group_id] = max(hits_of_group[group_id], shared_hashes)
+        for group_id, (size, population_id, request_id) in earlier_groups.items():
+            if hits_of_group[group_id] >= _union_floor(size, t):
+                readable[population_id] = request_id
+        if not readable:
+            return []
         conflicts = []
-        populations: dict[int, list[tuple[str, str]]] = {}
-        wanted_populations = sorted({c[3] for c in candidates})
+        for population_id, (members, groups) in self._read_populations(connection, sorted(readable)).items():
+            for labels, earlier_labels, difference in near_groups(hashed, groups, members, t, settled):
+                conflicts.append(Conflict(year, labels, readable[population_id], earlier_labels, difference))
+        return conflicts
+
+    @staticmethod
+    def _read_populations(connection, population_ids: list[int]) -> dict[int, tuple[set[str], dict[str, set[str]]]]:
+        """Each population's members and the members of every group its release published."""
+        labelled: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for population_id, member, member_labels in connection.execute(
                 select(members_table.c.population_id, members_table.c.member, members_table.c.labels)
-                .where(members_table.c.population_id.in_(wanted_populations))) if wanted_populations else []:
-            populations.setdefault(population_id, []).append((member, member_labels))
-        for labels, members, earlier_labels, population_id, request_id in candidates:
-            earlier = {m for m, lab in populations.get(population_id, []) if _member_of(lab, earlier_labels)}
-            difference = len(members ^ earlier)
-            if 0 < difference < t:
-                conflicts.append(Conflict(year, labels, request_id, earlier_labels, difference))
-        return conflicts
+                .where(members_table.c.population_id.in_(population_ids))):
+            labelled[population_id].append((member, member_labels))
+        published: dict[int, list[str]] = defaultdict(list)
+        for population_id, labels in connection.execute(
+                select(groups_table.c.population_id, groups_table.c.labels)
+                .where(groups_table.c.population_id.in_(population_ids))):
+            published[population_id].append(labels)
+        found = {}
+        for population_id in population_ids:
+            rows = labelled.get(population_id, [])
+            groups = {labels: {m for m, lab in rows if _member_of(lab, labels)} for labels in published[population_id]}
+            found[population_id] = ({m for m, _ in rows}, groups)
+        return found
 
     # -- recording a release ------------------------------------------------------------------
     def begin(self, plan, content_digest: str, published: dict[str, set[str]], con, rule=None) -> str | None:
@@ -460,8 +592,10 @@ class Ledger:
         `published` maps each school year to the labels of the groups whose counts the release
         publishes. With the policy's `rule`, the plan is checked again inside the same write
         transaction, so two fills for one recipient running at once cannot both pass the check
-        made when they started (the later one raises LedgerConflict and writes nothing). Returns
-        the release key, or None when nothing aggregate is released.
+        made when they started (the later one raises LedgerConflict and writes nothing); and the
+        groups actually published are compared with held groups of every definition and with
+        sums of held categories (PublishedDifference, nothing written). Returns the release key,
+        or None when nothing aggregate is released.
         """
         if plan.level != "aggregate" or not plan.releasable:
             return None
@@ -480,6 +614,9 @@ class Ledger:
                     raise LedgerConflict(
                         f"{late[0].describe()}: that release was recorded while this one was being filled; "
                         "fill the request again to decide it with it")
+                across = self._conflicts(connection, plan, con, rule, published=published)
+                if across:
+                    raise PublishedDifference(across)
             connection.execute(releases_table.insert().values(
                 release_key=key, request_id=plan.request.id, state="pending", policy=plan.policy_name,
                 content_digest=content_digest, recorded_at=datetime.now(timezone.utc), **recipient))

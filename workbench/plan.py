@@ -214,11 +214,11 @@ def make_plan(request: DataRequest, policy: Policy, warehouse=None, as_of: date 
     if ledger is not None and plan.releasable:
         conflicts = ledger.conflicts(plan, con, policy.small_group_rule())
         if conflicts:
-            _apply_conflicts(plan, conflicts, policy)
+            apply_conflicts(plan, conflicts, policy)
     return plan
 
 
-def _apply_conflicts(plan: ReleasePlan, conflicts, policy: Policy) -> None:
+def apply_conflicts(plan: ReleasePlan, conflicts, policy: Policy) -> None:
     """Leave out every school year with a differencing conflict (or refuse, if the pack says so)."""
     from workbench.decision import Reason
 
