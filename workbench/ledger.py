@@ -52,6 +52,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     or_,
@@ -111,6 +112,8 @@ sketch_table = Table(
     Column("member", String(HASH_CHARS), nullable=False),
 )
 Index("ledger_sketch_member", sketch_table.c.member)
+# Which earlier populations hold a new group's students (the sums of categories, see near_groups).
+MEMBER_INDEX = Index("ledger_members_member", members_table.c.member)
 
 
 class LedgerError(EnvironmentProblem):
@@ -329,6 +332,32 @@ def _union_floor(size: int, t: int) -> int:
     return max(1, min(seen // 4, seen - 2 * (t - 1)))
 
 
+def _fewest_hits(size_column, t: int):
+    """SQL: the fewest sketch hashes a held group of that size shares with the new sketches when
+    it could be near a new group (`_may_be_near`) or a sum of new categories (`_union_floor`)."""
+    def fewest(size: int) -> int:
+        return min(_union_floor(size, t), max(min(SKETCH_SIZE, size - t + 1) - (t - 1), 1))
+
+    top = SKETCH_SIZE + 2 * t  # from here on the count no longer grows with the size
+    values = [fewest(size) for size in range(1, top + 1)]
+    # In order: below the first size where the count changes, the count of the sizes before it...
+    whens = [(size_column < size, values[size - 2]) for size in range(2, top + 1) if values[size - 1] != values[size - 2]]
+    return case(*whens, else_=values[-1]) if whens else values[-1]
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _held_floor(size: int) -> int:
+    """How many of a group's smallest hashes an earlier population must hold before its sums of
+    categories are compared with the group: a sum within t holds more than half of the group, so
+    all of a group of up to k and, of a larger one, a sample of k hashes averaging over k/2."""
+    seen = min(SKETCH_SIZE, size)
+    return max(1, seen // 2 if size <= SKETCH_SIZE else seen // 5)
+
+
 def closest_union(target: set[str], categories: list[set[str]]) -> set[str]:
     """The union of some of `categories` (disjoint) nearest to `target`: a category is in it when
     more of it is inside the target than outside."""
@@ -340,19 +369,33 @@ def closest_union(target: set[str], categories: list[set[str]]) -> set[str]:
     return chosen
 
 
-def _categories(groups: dict[str, set[str]], whole: set[str] | None) -> dict[str, list[set[str]]]:
-    """Per breakdown, the published groups of one category, and what the whole leaves over (the
-    sum of the hidden categories, which a published total gives away)."""
+def _one_category_groups(groups: dict[str, set[str]]) -> dict[str, list[set[str]]]:
     by_dim: dict[str, list[set[str]]] = defaultdict(list)
     for labels, members in groups.items():
         if labels and "|" not in labels:
             by_dim[labels.split("=", 1)[0]].append(members)
+    return by_dim
+
+
+def _categories(groups: dict[str, set[str]], whole: set[str] | None) -> dict[str, list[set[str]]]:
+    """Per breakdown, the published groups of one category, and what the whole leaves over (the
+    sum of the hidden categories, which a published total gives away)."""
+    by_dim = _one_category_groups(groups)
     if whole is not None:
-        for dim, categories in by_dim.items():
+        for categories in by_dim.values():
             rest = whole - set().union(*categories)
             if rest:
                 categories.append(rest)
     return by_dim
+
+
+def _left_over(groups: dict[str, set[str]]) -> list[set[str]]:
+    """Per breakdown, the students of the whole group in none of its published categories."""
+    whole = groups.get(WHOLE_POPULATION)
+    if whole is None:
+        return []
+    rests = (whole - set().union(*categories) for categories in _one_category_groups(groups).values())
+    return [rest for rest in rests if rest]
 
 
 def near_groups(new: dict[str, set[str]], held: dict[str, set[str]], held_population: set[str],
@@ -408,6 +451,7 @@ class Ledger:
         self.engine = _make_engine(register_location(register_url))
         with self.engine.begin() as connection:
             metadata.create_all(connection)
+            MEMBER_INDEX.create(connection, checkfirst=True)  # ledgers made before the index existed
         self.keyring = Keyring(key_file or resolve("ledger_keys").value)
 
     @classmethod
@@ -517,46 +561,69 @@ class Ledger:
         earlier populations that could hold a group, or a union of one breakdown's categories,
         within t of a new group (or the reverse)."""
         sketches = {labels: set(_sketch(members)) for labels, members in hashed.items()}
-        wanted = sorted(set().union(*sketches.values())) if sketches else []
+        # What the new categories leave over is part of their sums too; its smallest hashes find
+        # held groups near such a sum.
+        rests = [set(_sketch(rest)) for rest in _left_over(hashed)]
+        wanted = sorted(set().union(*sketches.values(), *rests)) if sketches else []
         if not wanted:
             return []
-        query = (
-            select(sketch_table.c.member, groups_table.c.group_id, groups_table.c.size,
-                   groups_table.c.population_id, releases_table.c.request_id)
+        # The new groups near_groups compares with sums of held categories.
+        compared_across = [labels for labels in hashed if settled or labels == WHOLE_POPULATION]
+        # Held groups sharing enough of their sketch with the new sketches to be near a new group
+        # or a sum of new categories, counted in the database; then their shared hashes.
+        hits = func.count().label("hits")
+        held = (
+            select(groups_table.c.group_id, groups_table.c.size, groups_table.c.population_id,
+                   releases_table.c.request_id)
             .select_from(sketch_table.join(groups_table).join(populations_table).join(releases_table))
             .where(sketch_table.c.member.in_(wanted), populations_table.c.school_year == year,
                    populations_table.c.key_id == key_id, shared)
+            .group_by(groups_table.c.group_id, groups_table.c.size, groups_table.c.population_id,
+                      releases_table.c.request_id)
+            .having(hits >= _fewest_hits(groups_table.c.size, t))
         )
-        # Which new groups have each hash in their sketch: every row returned then counts, at
-        # once, towards the overlap of that earlier group with each of those new groups.
-        in_sketch_of: dict[str, list[str]] = defaultdict(list)
-        for labels, sketch in sketches.items():
-            for member in sketch:
-                in_sketch_of[member].append(labels)
-        earlier_groups: dict[int, tuple[int, int, str]] = {}
-        overlap: dict[tuple[str, int], int] = defaultdict(int)
-        found_in: dict[tuple[str, int], set[str]] = defaultdict(set)
-        for member, group_id, size, population_id, request_id in connection.execute(query):
-            earlier_groups[group_id] = (size, population_id, request_id)
-            for new_labels in in_sketch_of[member]:
-                overlap[(new_labels, group_id)] += 1
-                found_in[(new_labels, population_id)].add(member)
+        earlier_groups: dict[int, tuple[int, int, str]] = {
+            group_id: (size, population_id, request_id)
+            for group_id, size, population_id, request_id in connection.execute(held)}
+        matched: dict[int, list[str]] = defaultdict(list)  # held group -> its sketch members that were asked for
+        for group_ids in _chunks(sorted(earlier_groups), 500):
+            for group_id, member in connection.execute(
+                    select(sketch_table.c.group_id, sketch_table.c.member)
+                    .where(sketch_table.c.group_id.in_(group_ids), sketch_table.c.member.in_(wanted))):
+                matched[group_id].append(member)
         readable: dict[int, str] = {}
-        for (labels, group_id), shared_hashes in overlap.items():
+        for group_id, members in matched.items():
             size, population_id, request_id = earlier_groups[group_id]
-            if _may_be_near(shared_hashes, len(hashed[labels]), size, t):
+            # A held group near a union of the new categories shares much of its sketch with theirs.
+            if len(members) >= _union_floor(size, t):
                 readable[population_id] = request_id
-        # A union of categories close to a group shares much of the group's sketch with the
-        # categories' sketches; a group close to a union of the new categories, the reverse.
-        for (labels, population_id), members in found_in.items():
-            if len(members) >= _union_floor(len(hashed[labels]), t):
-                readable[population_id] = next(r for _, p, r in earlier_groups.values() if p == population_id)
-        hits_of_group: dict[int, int] = defaultdict(int)
-        for (_, group_id), shared_hashes in overlap.items():
-            hits_of_group[group_id] = max(hits_of_group[group_id], shared_hashes)
-        for group_id, (size, population_id, request_id) in earlier_groups.items():
-            if hits_of_group[group_id] >= _union_floor(size, t):
+                continue
+            # Two groups within t of each other share at least min(k, |G|, |H|) - (t - 1) of their
+            # k smallest hashes, and their sizes differ by less than t.
+            if len(members) < max(min(SKETCH_SIZE, size - t + 1) - (t - 1), 1):
+                continue
+            found = set(members)
+            if any(_may_be_near(len(found & sketches[labels]), len(hashed[labels]), size, t) for labels in hashed):
                 readable[population_id] = request_id
+        # A sum of held categories near a new group (the hidden ones together included) lies in
+        # a population holding more than half of the group: all but a few of a group of up to k,
+        # and about half of the k smallest hashes of a larger one. Counted in the database.
+        if compared_across:
+            holders = dict(connection.execute(
+                select(populations_table.c.population_id, releases_table.c.request_id).join(releases_table)
+                .where(populations_table.c.school_year == year, populations_table.c.key_id == key_id, shared)).all())
+            # Per population, how many of each group's smallest hashes it holds, in one pass over
+            # the member index; each population's year and recipient are then looked up in `holders`.
+            held_hashes = [func.sum(case((members_table.c.member.in_(sorted(sketches[labels])), 1), else_=0))
+                           for labels in compared_across]
+            floors = [_held_floor(len(hashed[labels])) for labels in compared_across]
+            for population_id in connection.execute(
+                    select(members_table.c.population_id)
+                    .where(members_table.c.member.in_(sorted(set().union(*(sketches[lab] for lab in compared_across)))))
+                    .group_by(members_table.c.population_id)
+                    .having(or_(*(held >= floor for held, floor in zip(held_hashes, floors))))).scalars():
+                if population_id in holders:
+                    readable.setdefault(population_id, holders[population_id])
         if not readable:
             return []
         conflicts = []
