@@ -15,13 +15,20 @@ What it stores (in the request register's database, next to the register's table
   bottom-k sketch of its members' hashes, indexed so that near-identical groups are found without
   reading every release.
 
-The check: a group G of the new release and a group H the recipient holds, with the same
-definition (the same cell: the whole cohort, grade=6, grade=6 and gender=F...), conflict when
-0 < |G - H| + |H - G| < t, with t the pack's smallest publishable group size. (Different cells of
-one school year are protected against each other inside the release, workbench.disclosure.release.) Two groups that
-differ by fewer than t students share at least min(k, |G|, |H|) - (t - 1) of their k smallest
-hashes, which is what the index finds; candidates are then compared member by member. A school
-year with a conflict is left out of the new plan, with a reason naming the earlier release.
+The check: a group G of the new release and a group H the recipient holds conflict when
+0 < |G - H| + |H - G| < t, with t the pack's smallest publishable group size, whatever the two
+groups' definitions (the girls of one release against the whole of a later list); and so do a
+group and a sum of one breakdown's published categories of the other release (grades 6 and 7
+added up), what a published total leaves over counting as one more category (`near_groups`).
+Before a fill the protection's choice is not known, so the plan compares each group it may
+publish with held groups of its own definition and the whole cohort with everything; the groups
+actually published are compared with everything when the release is recorded (`Ledger.begin`).
+(Different cells of one school year are protected against each other inside the release,
+workbench.disclosure.release.) Two groups that differ by fewer than t students share at least
+min(k, |G|, |H|) - (t - 1) of their k smallest hashes, which is what the sketch index finds;
+populations that could hold a sum near a group are found through the member index; candidates
+are then compared member by member. A school year with a conflict is left out of the new plan,
+with a reason naming the earlier release.
 
 Keys rotate without losing the past: the key file keeps every key by id, new releases are hashed
 with the current one, and a check hashes the new population with each key an earlier release used.
