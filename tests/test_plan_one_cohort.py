@@ -77,3 +77,30 @@ def test_request_check_reports_the_plan_s_counts(demo_warehouse, demo_plan):
     shown = json.loads(result.output)
     assert shown["cohort"]["size"] == demo_plan.decision.cohort["size"]
     assert shown["cohort"]["by_year"] == demo_plan.decision.cohort["by_year"]
+
+
+def test_the_dashboard_shows_the_years_the_plan_released(demo_warehouse, tmp_path):
+    """A year the plan leaves out (the cohort is a small group that year) is not listed on the
+    partner's page as if it were released; before, the page listed the years asked."""
+    import re
+
+    import yaml
+
+    from workbench.dashboard.content import load_release, render_html
+    from workbench.fill import fill
+    from workbench.release.store import ReleaseStore
+
+    request = yaml.safe_load((DATA_DIR / "requests" / "demo" / "partner_roster.yml").read_text())
+    request.update(id="ONE-COHORT-YEARS", level="aggregate", years=["2023-2024", "2024-2025", "2025-2026"],
+                   measures=["chronic_absence"], breakdowns=["grade"], received="2026-05-18")
+    request.pop("fields")
+    request["cohort"]["student_ids"] = request["cohort"]["student_ids"][:12]
+    path = tmp_path / "request.yml"
+    path.write_text(yaml.safe_dump(request, sort_keys=False))
+    store = ReleaseStore(tmp_path / "releases")
+    result = fill(path, "dmps", AS_OF, store=store, warehouse=demo_warehouse)
+    manifest = json.loads((result.release.path / "manifest.json").read_text())
+    granted = manifest["plan"]["years"]
+    assert granted and granted != request["years"], "the demo district must leave a year out of this plan"
+    page = render_html(load_release(store, "ONE-COHORT-YEARS"))
+    assert re.findall(r"<dt>School years</dt><dd>([^<]*)</dd>", page) == [", ".join(granted)]
