@@ -116,6 +116,50 @@ def test_a_kernel_in_a_configured_folder_enforces_that_pack(tmp_path, monkeypatc
         assert f"policy {pack}" in text and "workbench.toml" in text
         row_a = re.findall(r"^a\s+(\S+)\s*$", text, re.MULTILINE)
         assert row_a == (["10"] if ten_is_shown else ["*"])
+
+        shown.clear()
+        client.execute_interactive("%workbench status", output_hook=keep, timeout=120)
+        status = "\n".join(shown)
+        # Every setting, with where it came from: the pack from the file, the rest by default.
+        sources = dict(re.findall(r"^\s+(\w+) = .* \(from (.+)\)$", status, re.MULTILINE))
+        assert set(sources) == set(settings.NAMES), status
+        assert sources["policy"].startswith("workbench.toml") and str(folder.parent) in sources["policy"]
+        assert sources["warehouse"] == "default"
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+def test_the_manifest_records_where_each_setting_of_a_real_fill_came_from(tmp_path, demo_warehouse):
+    """`workbench fill` in a configured folder, with --releases on the command line: the manifest
+    says the release store came from the option (it said workbench.toml), the level from the plan
+    (it said default, while the kernel enforced the plan's level), and that no register was used."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from workbench.config import DATA_DIR
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "workbench.toml").write_text(f'policy = "dmps"\nwarehouse = "{demo_warehouse}"\nreleases = "from-file"\n')
+    request = yaml.safe_load((DATA_DIR / "requests" / "demo" / "partner_roster.yml").read_text())
+    request.pop("policy")
+    (project / "request.yml").write_text(yaml.safe_dump(request, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    command = [str(Path(sys.executable).parent / "workbench"), "fill", "request.yml", "--as-of", "2026-06-01",
+               "--releases", "from-option", "--no-register", "--quiet"]
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (project / "from-file").exists()
+    release = project / "from-option" / request["id"]
+    # A relative --releases is the working folder's, also for the template (run in templates/):
+    # the roster was written there and the release published without it.
+    assert (release / "data" / "roster_2025-2026.csv").is_file()
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["plan"]["settings"] == {
+        "policy": "workbench.toml", "warehouse": "workbench.toml", "releases": "option", "level": "plan",
+        "register": "not used", "ledger_keys": "not used"}

@@ -173,7 +173,7 @@ def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) ->
         load_request(job.request_file)
         if job.policy:
             load_policy(job.policy)
-        from workbench.fill import fill, releases_root
+        from workbench.fill import fill
 
         if job.use_register:
             from workbench.register import RequestRegister
@@ -181,7 +181,7 @@ def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) ->
             register = RequestRegister()
         # The policy as given (None: the pack the request names, else the configured one).
         result = fill(job.request_file, job.policy, job.as_of,
-                      store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
+                      store=ReleaseStore(Path(job.releases)) if job.releases else None,
                       warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None,
                       progress=progress)
     except WorkbenchError as exc:
