@@ -158,9 +158,11 @@ def test_program_and_school_choices(tiny_con):
     cohort = cl.resolve(tiny_con, frozen, [Y2])
     assert cohort.student_ids == [S2_ID, S3_ID]  # 3 was tagged 10-06 and dropped 11-03
     assert frozen.spec(cohort) == {"student_ids": [S2_ID, S3_ID]}
-    later = cl.resolve(tiny_con, frozen, [Y2], as_of=date(2026, 1, 5))
-    assert later.student_ids == [S2_ID, S3_ID]  # its own date wins over the decision date
-    assert cl.resolve(tiny_con, program, [Y2], as_of=date(2026, 1, 5)).student_ids == [S2_ID]
+    # Without a date: every student the program served during the years, as the decision counts
+    # a request's `program:` (3 was dropped in November, but served in Y2).
+    assert cl.resolve(tiny_con, program, [Y2]).student_ids == [S2_ID, S3_ID]
+    frozen_in_june = cl.resolve(tiny_con, cl.choice_from_program("PRG-001", date(2026, 6, 1)), [Y2])
+    assert S3_ID not in frozen_in_june.student_ids
     school = cl.choice_from_school("1001", [5, 4])
     assert school.spec() == {"school": "1001", "grades": [4, 5]}
     assert cl.resolve(tiny_con, school, [Y2]).student_ids == [S2_ID]

@@ -262,3 +262,92 @@ def test_the_release_check_refuses_a_table_that_counts_other_students(tmp_path, 
     summary["by_grade"] |= {"dims": ["grade", "race_ethnicity"], "measures": ["chronic_absence", "course_failure"]}
     details = " ".join(f.detail for f in _check(tmp_path, plan, con, summary).findings)
     assert "race_ethnicity" in details and "course_failure" in details
+
+
+# -- every granted year is released: the manifest's counts are what the files hold ----------
+
+def _rows_by_year(manifest: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in manifest["released"].values():
+        for year, rows in (entry.get("rows_by_year") or {}).items():
+            counts[year] = counts.get(year, 0) + rows
+    return counts
+
+
+def test_a_two_year_roster_lists_each_year_s_consented_students(filled):
+    """The plan grants identified students in both years asked; before, the roster covered the
+    latest year only while the manifest counted both."""
+    folder, manifest = filled("CONTRACT-ROSTER-2Y", "bps", {
+        "requester": PARTNER, "level": "identified", "years": YEARS,
+        "cohort": {"school": PROGRAM_SCHOOL}, "fields": ["name", "grade"]})
+    granted = {year: levels.get("identified", 0) for year, levels in manifest["plan"]["students_by_year"].items()}
+    assert set(granted) == set(YEARS) and all(granted.values())
+    assert _rows_by_year(manifest) == granted
+    for year in YEARS:
+        assert len(pd.read_csv(folder / "data" / f"roster_{year}.csv", dtype=str)) == granted[year]
+
+
+def test_a_two_year_directory_list_covers_each_year(filled):
+    folder, manifest = filled("CONTRACT-DIRECTORY-2Y", "bps", {
+        "requester": PARTNER, "level": "directory", "years": YEARS,
+        "cohort": {"school": PROGRAM_SCHOOL}, "fields": ["name", "grade"]})
+    granted = {year: levels.get("directory", 0) + levels.get("identified", 0)
+               for year, levels in manifest["plan"]["students_by_year"].items()}
+    assert set(granted) == set(YEARS)
+    assert _rows_by_year(manifest) == granted
+
+
+def test_a_two_year_school_report_has_a_table_for_each_year(filled, sql):
+    """The school report answered only the latest of the years its plan granted."""
+    folder, manifest = filled("CONTRACT-SCHOOL-2Y", "bps", {
+        "requester": {"name": "Analyst", "role": "district_staff", "organization": "Office of Data"},
+        "level": "aggregate", "years": YEARS, "cohort": {"school": PROGRAM_SCHOOL},
+        "measures": ["chronic_absence"], "breakdowns": ["grade"]})
+    assert manifest["plan"]["template"] == "school_report"
+    totals = {entry["year"]: entry["total"] for name, entry in manifest["released"].items() if name.startswith("tables/")}
+    assert set(totals) == set(YEARS)
+    for year in YEARS:
+        at_school = int(sql("""SELECT count(DISTINCT e.student_id) AS n FROM enrollments e
+            JOIN student_years s ON s.student_id = e.student_id AND s.school_year = e.school_year
+            WHERE e.school_id = ? AND e.school_year = ?""", PROGRAM_SCHOOL, year)["n"].iloc[0])
+        assert totals[year] == manifest["plan"]["students_by_year"][year]["aggregate"] <= at_school
+
+
+def test_the_release_check_refuses_a_release_that_leaves_a_granted_year_out(tmp_path, demo_warehouse):
+    from datetime import date
+
+    from workbench.plan import make_plan
+    from workbench.policy import load_policy
+    from workbench.request import parse_request
+    from workbench.warehouse import connect
+
+    con = connect(demo_warehouse)
+    base = {"received": "2026-05-18", "purpose": "p", "audience": "a", "requester": PARTNER, "years": YEARS,
+            "cohort": {"school": PROGRAM_SCHOOL}}
+    roster = make_plan(parse_request({**base, "id": "CONTRACT-YEARS", "level": "identified", "fields": ["name"]}),
+                       load_policy("bps"), con, date(2026, 6, 1))
+    data = tmp_path / "roster" / "data"
+    data.mkdir(parents=True)
+    for year in YEARS:
+        pd.DataFrame({"student_id": roster.row_students(year)}).to_csv(data / f"roster_{year}.csv", index=False)
+    assert _check(tmp_path / "roster", roster, con).passed
+    (data / f"roster_{YEARS[0]}.csv").unlink()
+    found = [f.detail for f in _check(tmp_path / "roster", roster, con).findings if f.kind == "plan"]
+    assert any(YEARS[0] in detail and "grants" in detail for detail in found), found
+
+    table_plan = make_plan(parse_request({**base, "id": "CONTRACT-YEARS-T", "level": "aggregate",
+                                          "measures": ["chronic_absence"], "breakdowns": ["grade"]}),
+                           load_policy("bps"), con, date(2026, 6, 1))
+    tables = tmp_path / "tables" / "tables"
+    tables.mkdir(parents=True)
+    summary = {}
+    for year in YEARS:
+        name = f"by_grade_{year}"
+        pd.DataFrame({"grade": ["Total"], "students": [str(len(table_plan.students(year)))]}).to_csv(
+            tables / f"{name}.csv", index=False)
+        summary[name] = {"year": year, "dims": ["grade"], "measures": ["chronic_absence"]}
+    assert _check(tmp_path / "tables", table_plan, con, summary).passed
+    del summary[f"by_grade_{YEARS[0]}"]
+    (tables / f"by_grade_{YEARS[0]}.csv").unlink()
+    found = [f.detail for f in _check(tmp_path / "tables", table_plan, con, summary).findings if f.kind == "plan"]
+    assert any(YEARS[0] in detail for detail in found), found

@@ -19,7 +19,6 @@ the batch then ends. Each fill's stages are passed to the batch as they start (p
 from __future__ import annotations
 
 import copy
-import errno
 import multiprocessing
 import os
 import signal
@@ -31,7 +30,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from workbench import safe_yaml
-from workbench.errors import ENVIRONMENT_EXIT_CODE, INPUT_EXIT_CODE, InputError, WorkbenchError
+from workbench.errors import ENVIRONMENT_ERRNOS, ENVIRONMENT_EXIT_CODE, INPUT_EXIT_CODE, InputError, WorkbenchError
 from workbench.limits import yaml_bytes
 from workbench.progress import Stage
 from workbench.request import load_request
@@ -173,7 +172,7 @@ def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) ->
         load_request(job.request_file)
         if job.policy:
             load_policy(job.policy)
-        from workbench.fill import fill, releases_root
+        from workbench.fill import fill
 
         if job.use_register:
             from workbench.register import RequestRegister
@@ -181,14 +180,14 @@ def fill_one(job: FillJob, warm: bool = False, progress: Stage | None = None) ->
             register = RequestRegister()
         # The policy as given (None: the pack the request names, else the configured one).
         result = fill(job.request_file, job.policy, job.as_of,
-                      store=ReleaseStore(Path(job.releases) if job.releases else releases_root()),
+                      store=ReleaseStore(Path(job.releases)) if job.releases else None,
                       warehouse=job.warehouse, register=register, kernel=_warm_kernel() if warm else None,
                       progress=progress)
     except WorkbenchError as exc:
         kind = "input" if exc.exit_code == INPUT_EXIT_CODE else "fill"
         return _failure(base, kind, str(exc), exc.exit_code, started)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
+        if exc.errno in ENVIRONMENT_ERRNOS:
             where = f" {exc.filename}" if exc.filename else ""
             return _failure(base, "environment", f"cannot write{where}: {exc.strerror}; nothing was released",
                             ENVIRONMENT_EXIT_CODE, started)

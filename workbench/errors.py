@@ -13,8 +13,13 @@ Messages never quote student data: they name where the problem is, not the value
 
 from __future__ import annotations
 
+import errno
+
 INPUT_EXIT_CODE = 2
 ENVIRONMENT_EXIT_CODE = 1
+# Failures of the machine rather than of the command (a full, read-only or unwritable disk): an
+# environment problem wherever they are met.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 class WorkbenchError(Exception):

@@ -268,10 +268,13 @@ def fill(
         except ValueError as exc:
             raise InputError(f"as_of: {exc}") from None
     as_of = as_of or date.today()
-    store = store or ReleaseStore(releases_root())
+    # A store the caller gives is an option (`--releases`); its folder is made absolute, because
+    # the template runs in another working folder and writes into the store's staging folder.
+    releases_source = "option" if store is not None else resolve("releases").source
+    store = store if store is not None else ReleaseStore(releases_root())
+    store.root = Path(store.root).absolute()
     warehouse_location = resolve("warehouse", os.fspath(warehouse) if warehouse else None).value
     con = connect(warehouse_location)
-    settings = sources(warehouse=warehouse) | {"policy": policy_source}
     if ledger is None and register is not None:
         from workbench.ledger import Ledger
 
@@ -280,6 +283,7 @@ def fill(
         ledger.recover(store)
     if register is not None:
         _recover_register(register, store, by)
+    settings = _setting_sources(warehouse, policy_source, releases_source, register, ledger)
     progress("deciding")
     plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
     rule = policy.small_group_rule()
@@ -351,6 +355,21 @@ def fill(
     if register is not None:
         _record(register, request, decision, published, by)
     return FillResult(request.id, decision.outcome, decision.level, published, check, tables)
+
+
+def _setting_sources(warehouse, policy_source: str, releases_source: str, register, ledger) -> dict[str, str]:
+    """Where each setting of this fill came from, for the manifest.
+
+    The kernel enforces the plan's level (not the `level` setting), and a register or ledger the
+    fill does not use has no source worth recording.
+    """
+    found = sources(warehouse=warehouse)
+    found |= {"policy": policy_source, "releases": releases_source, "level": "plan"}
+    if register is None:
+        found["register"] = "not used"
+    if ledger is None:
+        found["ledger_keys"] = "not used"
+    return found
 
 
 def _record_filled(register, request: DataRequest, decision: Decision, by: str | None) -> None:

@@ -9,7 +9,6 @@ it died. Modules stay imported; nothing a report computed stays reachable.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -75,10 +74,10 @@ class WarmKernel:
             self._start(environment)
         code = (
             "get_ipython().reset(new_session=False)\n"
-            "import os as _wb_os, workbench.guard as _wb_guard\n"
-            f"_wb_os.environ.update({json.dumps({k: environment[k] for k in ('WORKBENCH_POLICY', 'WORKBENCH_LEVEL', 'WORKBENCH_WAREHOUSE')})})\n"
+            "import workbench.settings as _wb_settings, workbench.guard as _wb_guard\n"
+            f"_wb_settings.set_for_process('fill', policy={policy_path!r}, level={level!r}, warehouse={warehouse!r})\n"
             f"_wb_guard.activate(policy={policy_path!r}, level={level!r})\n"
-            "del _wb_os, _wb_guard\n"
+            "del _wb_settings, _wb_guard\n"
         )
         client = self.km.client()
         client.start_channels()

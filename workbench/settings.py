@@ -1,7 +1,8 @@
 """One place that decides every setting, and remembers where each value came from.
 
-Order, for each setting: a command-line option (or an argument a caller passes), then the
-environment (`WORKBENCH_<NAME>`), then the project's settings file (`workbench.toml`), then the
+Order, for each setting: a command-line option (or an argument a caller passes), then what the
+process was set up for (`set_for_process`: a warm kernel given the next report's settings), then
+the environment (`WORKBENCH_<NAME>`), then the project's settings file (`workbench.toml`), then the
 default. The settings file is the one `WORKBENCH_CONFIG` names, else the first `workbench.toml`
 found in the working folder or a folder above it, so a kernel started in `templates/` or
 `notebooks/` reads the same file as a command run at the project's top. Paths written in the
@@ -13,7 +14,8 @@ file are relative to the file's folder.
 
 The command line, fill, batch, templates, the guard and the dashboard all ask here; nothing
 passes settings around by writing `os.environ`. A child process (a kernel) gets them in the
-environment it is started with.
+environment it is started with; a kernel kept for many reports is told the next report's with
+`set_for_process`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,23 @@ _SPECS: dict[str, _Spec] = {
     "level": _Spec("WORKBENCH_LEVEL", False, False, "aggregate"),
 }
 NAMES = tuple(_SPECS)
+# Settings this process was set up for after it started (see `set_for_process`).
+_PROCESS: dict[str, Setting] = {}
+
+
+def set_for_process(source: str, **values: object) -> None:
+    """Set up this process for a new piece of work: `values` rank below options and above the
+    environment, recorded as coming from `source`. A warm kernel gets each report's policy, level
+    and warehouse this way; its environment (from its first report) is left as it was started.
+    """
+    unknown = [name for name in values if name not in _SPECS]
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
+    for name, value in values.items():
+        if value is None or str(value) == "":
+            _PROCESS.pop(name, None)
+        else:
+            _PROCESS[name] = Setting(name, _absolute(_SPECS[name], str(value)), source)
 
 
 def config_file() -> Path | None:
@@ -114,6 +133,8 @@ def resolve(name: str, option: object | None = None) -> Setting:
     # made absolute here, so a kernel or worker started elsewhere reads the same place.
     if option is not None and str(option) != "":
         return Setting(name, _absolute(spec, str(option)), "option")
+    if name in _PROCESS:
+        return _PROCESS[name]
     from_env = os.environ.get(spec.env)
     if from_env:
         return Setting(name, _absolute(spec, from_env), f"environment {spec.env}")

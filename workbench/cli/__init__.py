@@ -7,16 +7,15 @@ policy packs, so it answers about as fast as Python starts.
 
 from __future__ import annotations
 
-import errno
 import importlib
 
 import click
 
 from workbench import __version__
-from workbench.errors import ENVIRONMENT_EXIT_CODE, WorkbenchError
+from workbench.errors import ENVIRONMENT_ERRNOS, ENVIRONMENT_EXIT_CODE, WorkbenchError
 
 # Failures of the machine rather than of the command: reported in a line, exit 1.
-_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
+_ENVIRONMENT_ERRNOS = ENVIRONMENT_ERRNOS
 
 # Command -> (module in workbench.cli that attaches it to `main`, the first paragraph of its help).
 # tests/test_cli_start.py checks both against the commands themselves.

@@ -17,6 +17,10 @@ import click
 from workbench.cli import main
 from workbench.errors import EnvironmentProblem, InputError
 
+
+class UnsafeTable(EnvironmentProblem):
+    """The audit could not prove a protected table safe: nothing to release (exit 1)."""
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -146,7 +150,7 @@ def protect_command(
     if not result.is_safe:
         for problem in result.problems[:10]:
             click.echo(f"unsafe: {problem}", err=True)
-        raise click.ClickException("the audit could not prove the table safe; nothing should be released")
+        raise UnsafeTable("the audit could not prove the table safe; nothing should be released")
 
 
 @main.command("audit")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from workbench.cli import main
+from workbench.errors import EnvironmentProblem
 
 def _default_releases() -> str:
     """The project's release store (WORKBENCH_RELEASES, workbench.toml, or releases/ beside it)."""
@@ -69,7 +70,7 @@ def serve_command(ctx, releases, port, ip, tokens_file, live, preheat, pool_size
     from workbench.dashboard.access import TokenBook, kernel_environment
 
     if not TokenBook(tokens_file).entries():
-        raise click.ClickException(f"{tokens_file} has no tokens: run `workbench serve tokens add VIEWER` "
+        raise EnvironmentProblem(f"{tokens_file} has no tokens: run `workbench serve tokens add VIEWER` "
                                    "or `workbench serve tokens demo` first")
     args = [sys.executable, "-m", "workbench.dashboard.server", "--releases", str(releases or _default_releases()),
             "--tokens", str(tokens_file), "--port", str(port), "--ip", ip, "--pool-size", str(pool_size),
@@ -98,12 +99,10 @@ def tokens_group() -> None:
 @tokens_option
 def tokens_add(viewer, label, token_value, tokens_file) -> None:
     """Create a token for VIEWER (e.g. partner:P-04, school:1213); prints it once."""
-    from workbench.dashboard.access import AccessError, TokenBook
+    from workbench.dashboard.access import TokenBook
 
-    try:
-        token = TokenBook(tokens_file).add(viewer, label, token_value)
-    except AccessError as error:
-        raise click.ClickException(str(error)) from None
+    # A malformed viewer or token is an AccessError, an input mistake: exit 2 like any other.
+    token = TokenBook(tokens_file).add(viewer, label, token_value)
     click.echo(f"{viewer}\t{token}")
 
 
@@ -140,7 +139,7 @@ def tokens_demo(releases, port, tokens_file) -> None:
     viewers = sorted({v for r in store.releases() for v in viewers_named(store.manifest(r))})
     viewers = [v for v in viewers if allowed_releases(store, v)]
     if not viewers:
-        raise click.ClickException(f"no dashboard releases in {store.root}: run `workbench demo` first")
+        raise EnvironmentProblem(f"no dashboard releases in {store.root}: run `workbench demo` first")
     book = TokenBook(tokens_file)
     for viewer in viewers:
         token = book.add(viewer, "demo")

@@ -226,7 +226,7 @@ def load_release(store: ReleaseStore, release_id: str) -> ReleaseContent:
         audience=str(request.get("audience") or ""),
         received=str(request.get("received") or ""),
         as_of=str(decision.get("as_of") or ""),
-        years=[str(y) for y in request.get("years") or []],
+        years=[str(y) for y in _released_years(manifest)],
         policy=str((manifest.get("policy") or {}).get("title") or ""),
     )
     protection = manifest.get("protection") or {}
@@ -242,6 +242,16 @@ def load_release(store: ReleaseStore, release_id: str) -> ReleaseContent:
         chart = ReleaseChart(name, measure, verified[name], alt)
         (table.charts if table else content.charts).append(chart)
     return content
+
+
+def _released_years(manifest: dict) -> list:
+    """The school years the release covers: its plan's (a year asked may have been left out),
+    else the decision's, for a release made before manifests carried the plan."""
+    for part in ("plan", "decision"):
+        years = (manifest.get(part) or {}).get("years")
+        if years is not None:
+            return list(years)
+    return list((manifest.get("request") or {}).get("years") or [])
 
 
 def release_label(release_id: str, manifest: dict) -> str:

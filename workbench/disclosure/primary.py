@@ -14,10 +14,8 @@ def primary_cells(space: CellSpace, rule: SmallGroupRule) -> tuple[np.ndarray, d
     small = rule.small_mask(values) & (values > 0)
     zero = (values == 0) & rule.suppress_zeros
     numerator = np.zeros_like(small)
-    if space.outcomes is not None and rule.numerator_threshold is not None:
-        outcomes = space.outcomes
-        t = rule.numerator_threshold
-        numerator = (values > 0) & ((outcomes < t) | (values - outcomes < t))
+    if space.outcomes is not None:
+        numerator = rule.small_outcome_mask(space.outcomes, values)
     mask = small | zero | numerator
     reasons: dict[int, str] = {}
     for lid in np.flatnonzero(mask):
@@ -29,7 +27,7 @@ def primary_cells(space: CellSpace, rule: SmallGroupRule) -> tuple[np.ndarray, d
         else:
             y = int(space.outcomes[lid])
             t = rule.numerator_threshold
-            if y < t:
+            if rule.is_few(y):
                 reasons[lid] = f"primary: {y} of {n} with the outcome < {t} (numerator rule)"
             else:
                 reasons[lid] = f"primary: {n - y} of {n} without the outcome < {t} (numerator rule)"

@@ -73,10 +73,10 @@ def display_rate(numerator: int, denominator: int, rule: SmallGroupRule) -> Rate
     if tier is None:
         return HIDDEN_DISPLAY
     t = rule.numerator_threshold
-    if t is not None and y < t:
+    if rule.is_few(y):
         bound = max(float(tier.bottom), float(-(-100 * (t - 1) // m)))
         return HIDDEN_DISPLAY if bound >= 50 else RateDisplay(CODED, f"<={bound:g}%", at_most=bound)
-    if t is not None and m - y < t:
+    if rule.is_few(m - y):
         bound = min(float(tier.top), float((100 * (m - t + 1)) // m))
         return HIDDEN_DISPLAY if bound <= 50 else RateDisplay(CODED, f">={bound:g}%", at_least=bound)
     if 100 * y <= tier.bottom * m:

@@ -87,11 +87,55 @@ class SmallGroupRule:
     # The name the guard and older code use for the same test.
     is_primary_size = is_small
 
+    def is_few(self, count: int) -> bool:
+        """Whether `count` students with (or without) an outcome single them out: the numerator
+        rule. Always False for a pack without one."""
+        return self.numerator_threshold is not None and count < self.numerator_threshold
+
+    def few_mask(self, counts):
+        """`is_few` over a numpy array of counts."""
+        import numpy as np
+
+        counts = np.asarray(counts)
+        if self.numerator_threshold is None:
+            return np.zeros(counts.shape, dtype=bool)
+        return counts < self.numerator_threshold
+
     def is_small_outcome(self, outcome: int, group: int) -> bool:
         """Few students with, or few without, the outcome (the numerator rule)."""
-        if self.numerator_threshold is None or group == 0:
+        if group <= 0:
             return False
-        return outcome < self.numerator_threshold or group - outcome < self.numerator_threshold
+        return self.is_few(outcome) or self.is_few(group - outcome)
+
+    def small_outcome_mask(self, outcomes, groups):
+        """`is_small_outcome` over numpy arrays of outcome counts and their group sizes."""
+        import numpy as np
+
+        outcomes, groups = np.asarray(outcomes), np.asarray(groups)
+        return (groups > 0) & (self.few_mask(outcomes) | self.few_mask(groups - outcomes))
+
+    def is_small_count(self, n: int) -> bool:
+        """Whether a number that may be a group size or an outcome count must not be shown: the
+        test for a table whose columns are not known (the notebook guard). A zero is small only
+        when the pack suppresses zeros, as in `is_small`."""
+        if n == 0:
+            return self.suppress_zeros
+        return n > 0 and (self.is_small(n) or self.is_few(n))
+
+    def small_count_mask(self, values):
+        """`is_small_count` over a numpy array (NaN and negative values are never small)."""
+        import numpy as np
+
+        values = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            positive = values > 0
+            small = positive & (self.small_mask(values) | self.few_mask(values))
+            return np.where(values == 0, self.suppress_zeros, small)
+
+    @property
+    def largest_small_count(self) -> int:
+        """The largest positive number `is_small_count` hides."""
+        return max(self.smallest_publishable - 1, (self.numerator_threshold or 1) - 1)
 
     @property
     def smallest_publishable(self) -> int:

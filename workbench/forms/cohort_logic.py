@@ -42,7 +42,7 @@ class CohortChoice:
     raw_ids: tuple[str, ...] = ()  # as given, for student_ids
     id_kind: str = "auto"
     program: str | None = None
-    program_as_of: date | None = None  # None: the decision date
+    program_as_of: date | None = None  # None: every student the program served during the years
     school: str | None = None
     grades: tuple[int, ...] | None = None
 
@@ -60,7 +60,8 @@ class CohortChoice:
         """The request's `cohort:` entry (IDs inline), or None when nothing usable was picked.
 
         A program picked as of a fixed date is frozen to the IDs of the students tagged that day
-        (the request format judges a program on the decision date), so it needs the checked cohort.
+        (a request's `program:` means every student the program served during the years asked), so
+        it needs the checked cohort.
         """
         if self.kind == "student_ids":
             ids = self.ids
@@ -126,12 +127,17 @@ def choice_from_school(school: str, grades: Sequence[int] | None = None) -> Coho
     return CohortChoice("school", f"school {school}{text}", school=school, grades=grades_tuple)
 
 
-def resolve(con, choice: CohortChoice, years: Sequence[str], as_of: date | None = None) -> Cohort:
-    """Check the choice against the warehouse (a program without its own date: as of `as_of`)."""
+def resolve(con, choice: CohortChoice, years: Sequence[str]) -> Cohort:
+    """Check the choice against the warehouse.
+
+    A program without its own date counts the way the decision counts a request's `program:`:
+    every student tagged to it at some time during the years (workbench.cohort.members_by_year),
+    so the picker's count and the decision beside it are the same number.
+    """
     if choice.kind == "student_ids":
         return cohort_from_ids(con, list(choice.raw_ids), years, choice.id_kind)  # type: ignore[arg-type]
     if choice.kind == "program":
-        return cohort_from_program(con, choice.program or "", choice.program_as_of or as_of, years)
+        return cohort_from_program(con, choice.program or "", choice.program_as_of, years)
     if choice.kind == "school":
         return cohort_from_school(con, choice.school or "", years, list(choice.grades) if choice.grades else None)
     raise ValueError(f"unknown cohort kind {choice.kind!r}")
@@ -171,7 +177,7 @@ def summarize(con, choice: CohortChoice, years: Sequence[str], *, policy=None, p
               as_of: date | None = None, cohort: Cohort | None = None) -> CohortSummary:
     """Check the choice and count: matched, unknown, duplicated, malformed, not enrolled, consents."""
     as_of = as_of or date.today()
-    cohort = cohort if cohort is not None else resolve(con, choice, years, as_of)
+    cohort = cohort if cohort is not None else resolve(con, choice, years)
     problems = {
         "unknown": list(cohort.unknown),
         "duplicated": list(cohort.duplicated),

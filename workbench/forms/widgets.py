@@ -250,7 +250,7 @@ class CohortPicker(W.VBox):
                                   "<i>Choose the school years in the form to check them.</i></div>")
         else:
             try:
-                self.cohort = cl.resolve(self.con, choice, self.years, self.as_of)
+                self.cohort = cl.resolve(self.con, choice, self.years)
                 self.summary_data = cl.summarize(self.con, choice, self.years, policy=self.policy,
                                                  partner_id=self.partner_id, as_of=self.as_of, cohort=self.cohort)
                 self.summary.value = cl.summary_html(self.summary_data)

@@ -149,12 +149,26 @@ def _unregister_printers(ip: Any) -> None:
         del _replaced_printers[(mime, cls)]
 
 
+def _project_settings_text() -> str:
+    """Every project setting, its value and where it came from (workbench.settings; passwords
+    hidden). The guard's own policy and level are the first line of the status."""
+    from workbench.settings import describe
+
+    try:
+        described = describe()
+    except Exception as exc:  # noqa: BLE001 - a status must show, even with a broken settings file
+        return f"project settings: cannot be read ({type(exc).__name__}: {exc})"
+    lines = [f"  {name} = {entry['value']} (from {entry['source']})" for name, entry in described.items()]
+    return "project settings:\n" + "\n".join(lines)
+
+
 def workbench_magic(line: str) -> None:
     """%workbench status | policy NAME | level LEVEL: show or change what the guard enforces."""
     words = line.split()
     if not words or words == ["status"]:
         print(settings.current_settings().status_line())
         print(status_line())
+        print(_project_settings_text())
         return
     if len(words) != 2 or words[0] not in ("policy", "level"):
         raise UsageError(USAGE)

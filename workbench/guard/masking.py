@@ -105,11 +105,19 @@ Table = pd.DataFrame | pd.Series
 
 
 class SmallGroupRuleLike(Protocol):
-    """The parts of `workbench.disclosure.rules.SmallGroupRule` the guard reads."""
+    """The parts of `workbench.disclosure.rules.SmallGroupRule` the guard reads: whether a count
+    is small is always the rule's answer, never worked out here."""
 
     threshold: int
     comparison: str
     suppress_zeros: bool
+
+    def is_small_count(self, n: int) -> bool: ...
+
+    def small_count_mask(self, values): ...
+
+    @property
+    def largest_small_count(self) -> int: ...
 
 
 def normalize_label(label: Any) -> str:
@@ -134,17 +142,13 @@ def describe_rule(rule: SmallGroupRuleLike) -> str:
 
 
 def effective_threshold(rule: SmallGroupRuleLike) -> int:
-    """The threshold the guard masks at.
+    """The threshold the guard masks at, in the rule's own comparison (for the words it shows).
 
-    The guard cannot tell numerators from group sizes, so where a pack sets a separate numerator
-    threshold it masks at the larger of the two.
+    The guard cannot tell numerators from group sizes, so it masks what the rule's
+    `is_small_count` hides: the larger of the group and the numerator rules.
     """
-    # A numerator threshold N makes outcome counts under N small (1..N-1), whatever the group
-    # rule's comparison; expressed in the group rule's own comparison so both read the same way.
-    numerator = int(getattr(rule, "numerator_threshold", None) or 0)
-    if rule.comparison == "<=":
-        return max(int(rule.threshold), numerator - 1)
-    return max(int(rule.threshold), numerator)
+    largest = rule.largest_small_count
+    return largest if rule.comparison == "<=" else largest + 1
 
 
 def is_small_count(value: float, rule: SmallGroupRuleLike) -> bool:
@@ -157,12 +161,7 @@ def is_small_count(value: float, rule: SmallGroupRuleLike) -> bool:
         return False
     if not math.isfinite(number) or number != int(number):
         return False
-    if number == 0:
-        return bool(rule.suppress_zeros)
-    if number < 0:
-        return False
-    threshold = effective_threshold(rule)
-    return number <= threshold if rule.comparison == "<=" else number < threshold
+    return rule.is_small_count(int(number))
 
 
 # --- reading a column as numbers ------------------------------------------------------------
@@ -267,7 +266,7 @@ def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, 
         whole = np.isfinite(matrix) & (matrix == np.floor(matrix)) & (matrix >= 1) & ~masked
     if not fractional.any() or not whole.any():
         return found
-    threshold = effective_threshold(rule)
+    largest_small = rule.largest_small_count
     for column in np.flatnonzero(fractional.any(axis=0)):
         values = np.where(fractional[:, column], matrix[:, column], np.nan)
         half_step = 0.5 * 10.0 ** -_decimal_places(values)  # how far the shown value may be from the exact one
@@ -276,7 +275,6 @@ def _percent_cells(frame: pd.DataFrame, matrix: np.ndarray, masked: np.ndarray, 
             if not rows.any():
                 continue
             totals = matrix[:, other]
-            largest_small = threshold if rule.comparison == "<=" else threshold - 1
             for scale, usable in ((100.0, rows), (1.0, rows & (values <= 1))):
                 # Every whole count the shown value could have been rounded from.
                 low = (values - half_step) / scale * totals
@@ -299,13 +297,9 @@ def _decimal_places(values: np.ndarray) -> np.ndarray:
 
 
 def _small_cells(matrix: np.ndarray, rule: SmallGroupRuleLike) -> np.ndarray:
-    threshold = effective_threshold(rule)
     with np.errstate(invalid="ignore"):
         integral = np.isfinite(matrix) & (matrix == np.floor(matrix))
-        small = (matrix > 0) & ((matrix <= threshold) if rule.comparison == "<=" else (matrix < threshold))
-        if rule.suppress_zeros:
-            small |= matrix == 0
-    return integral & small
+    return integral & rule.small_count_mask(matrix)
 
 
 def _protect_totals(matrix: np.ndarray, masked: np.ndarray) -> np.ndarray:

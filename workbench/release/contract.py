@@ -6,7 +6,10 @@ A release may hold only what its plan grants (workbench.plan):
   in an identified file every student ID, and in a named list every name, belongs to a student
   the plan grants that year; every column belongs to a granted field;
 - tables: a school year the plan grants, measures and breakdowns it grants, and a published total
-  equal to the plan's population for that year (the table counts exactly the plan's students).
+  equal to the plan's population for that year (the table counts exactly the plan's students);
+- every school year the plan grants is released: a roster or directory list holds exactly the
+  students the plan grants that year, and an aggregate release has a table for the year. (A
+  de-identified extract may hold fewer rows: k-anonymity can remove records, and says how many.)
 
 The check reads the files, not what the template says it wrote, and returns what it found
 released (counts only) for the manifest.
@@ -180,4 +183,31 @@ def contract_findings(folder: Path, plan, tables: dict[str, dict], con,
         found, held = _table_findings(folder, name, summary, plan)
         findings += found
         released[f"tables/{name}.csv"] = held
+    findings += _missing_year_findings(plan, released)
     return findings, released
+
+
+# Levels whose files must hold every student the plan grants (nothing removes rows on the way out).
+_EVERY_ROW_LEVELS = ("identified", "directory")
+
+
+def _missing_year_findings(plan, released: dict[str, dict]) -> list[Finding]:
+    """Granted school years the files leave out (or cover only in part): what the manifest counts
+    would then claim and the release would not hold."""
+    findings = []
+    if plan.level == "aggregate":
+        covered = {entry.get("year") for name, entry in released.items() if name.startswith("tables/")}
+        for year in plan.years:
+            if year not in covered:
+                findings.append(Finding("tables", year, "plan",
+                                        f"no table for {year}, which the plan grants ({len(plan.students(year))} students)"))
+    elif plan.level in _EVERY_ROW_LEVELS:
+        rows: Counter = Counter()
+        for entry in released.values():
+            rows.update(entry.get("rows_by_year") or {})
+        for year in plan.years:
+            granted = len(plan.row_students(year))
+            if rows[year] < granted:  # more rows than granted: reported per file above
+                findings.append(Finding("data", year, "plan", f"{rows[year]} rows for {year}, but the plan grants "
+                                                              f"{granted} students at the {plan.level} level"))
+    return findings

@@ -255,7 +255,7 @@ def extract_plan(ctx, year: str | None = None) -> ExtractPlan:
     ranked = list(dict.fromkeys([*ctx.request.priority, *rules.priority, *quasi_fields]))
     give_up = [c for f in reversed(ranked) if f in field_columns for c in field_columns[f]]
     rule = ctx.rule
-    k = rule.threshold + (1 if rule.comparison == "<=" else 0)
+    k = rule.smallest_publishable
     # A field's hierarchy applies to its released column where the field is not coarsened otherwise.
     hierarchies = {FIELD_COLUMNS[f][0]: Hierarchy.from_levels(levels) for f, levels in rules.hierarchies.items()
                    if f in field_columns and not rules.generalize.get(f) and field_columns[f] == FIELD_COLUMNS[f][:1]}
