@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
+from IPython.display import JSON
 
 from workbench.guard import channels, patches, settings, structured
 from workbench.guard.rendering import decide
@@ -55,6 +56,8 @@ def _printers() -> list[tuple[str, type, Any]]:
 
 
 BUNDLE = "mimebundle"
+# Python's own collections, drawn by IPython's pretty printer (which recurses into them).
+SEQUENCES = (list, tuple, dict, set, frozenset, *structured.DICT_VIEWS)
 
 
 WITHHELD = "workbench guard: this object is not shown because the guard could not check it ({})."
@@ -62,6 +65,8 @@ WITHHELD = "workbench guard: this object is not shown because the guard could no
 
 def _guarded_table(obj: Any) -> Any:
     """`obj` as a pandas table if the guard changes what it shows; None if it may show itself."""
+    if isinstance(obj, JSON):  # IPython.display.JSON(counts.to_dict())
+        obj = obj.data
     table = structured.as_table(obj)
     if table is None or decide(table).action == "show":
         return None
@@ -76,11 +81,40 @@ def _structured_bundle(obj: Any) -> dict | None:
         return {"text/plain": WITHHELD.format(type(exc).__name__)}
     if table is None:
         return None
-    html = table._repr_html_() if isinstance(table, pd.DataFrame) else None
-    bundle = {"text/plain": repr(table)}  # the patched __repr__: banner and masked table
-    if html is not None:
-        bundle["text/html"] = html
+    frame = table if isinstance(table, pd.DataFrame) else table.to_frame()
+    bundle = {"text/plain": repr(table), "text/html": frame._repr_html_()}  # patched: banner and masked table
+    return _in_every_format(obj, bundle)
+
+
+def _in_every_format(obj: Any, bundle: dict) -> dict:
+    """`bundle`, with an entry for every other text format `obj` draws itself in.
+
+    IPython asks every formatter the bundle leaves out, so a JSON object would send its counts as
+    application/json beside the masked text. Each such format gets the masked text instead.
+    """
+    shell = _shell()
+    if shell is None:
+        return bundle
+    text = bundle["text/plain"]
+    for mime, formatter in shell.display_formatter.formatters.items():
+        method = getattr(formatter, "print_method", None)
+        if mime in bundle or not method or not callable(getattr(obj, method, None)):
+            continue
+        if mime == "application/json" or mime.endswith("+json"):
+            bundle[mime] = {"workbench guard": text.splitlines()}
+        elif mime == "text/markdown":
+            bundle[mime] = "\n".join("    " + line for line in text.splitlines())
+        elif mime == "text/latex":
+            bundle[mime] = "\\begin{verbatim}\n" + text + "\n\\end{verbatim}"
+        elif mime.startswith("text/"):
+            bundle[mime] = text
     return bundle
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
 
 
 def _structured_types() -> list[type]:
@@ -89,7 +123,7 @@ def _structured_types() -> list[type]:
 
     import numpy as np
 
-    types: list[type] = [list, tuple, dict, np.ndarray, pd.Index]
+    types: list[type] = [*SEQUENCES, np.ndarray, pd.Index, pd.api.extensions.ExtensionArray, JSON]
     for module, names in (
         ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray")),
         ("duckdb", ("DuckDBPyRelation",)),
@@ -105,7 +139,7 @@ def _structured_types() -> list[type]:
 
 
 def _sequence_printer(previous: Any) -> Any:
-    """text/plain for list, tuple and dict: IPython draws these with its own printer, after any
+    """text/plain for list, tuple, dict and set: IPython draws these with its own printer, after any
     bundle, so the guard takes that printer's place and hands back what it does not change."""
 
     def printer(obj: Any, p: Any, cycle: bool) -> None:
@@ -131,7 +165,7 @@ def _formatter(ip: Any, mime: str) -> Any:
 def _register_printers(ip: Any) -> None:
     printers = _printers() + [(BUNDLE, cls, _structured_bundle) for cls in _structured_types()]
     plain = ip.display_formatter.formatters["text/plain"]
-    for cls in (list, tuple, dict):
+    for cls in SEQUENCES:
         if ("text/plain", cls) not in _replaced_printers:
             printers.append(("text/plain", cls, _sequence_printer(plain.type_printers.get(cls))))
     for mime, cls, printer in printers:

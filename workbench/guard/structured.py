@@ -24,14 +24,56 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, (bool, np.bool_))
 
 
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bytes, numbers.Number, Decimal)) or np.isscalar(value)
+
+
+def _is_column(value: Any) -> bool:
+    """A 1-D run of values: what np.unique(..., return_counts=True) and fetchnumpy() hold."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1
+    return isinstance(value, (list, pd.Series, pd.Index, pd.api.extensions.ExtensionArray))
+
+
+def _is_row(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(_is_scalar(v) for v in value)
+
+
+def _chart_labels(values: list) -> pd.Series | None:
+    """Texts of a chart (`ax.bar_label(...)`, `ax.get_xticklabels()`): matplotlib Text objects."""
+    if all(type(v).__module__.startswith("matplotlib") and hasattr(v, "get_text") for v in values):
+        return pd.Series([v.get_text() for v in values], dtype=object)
+    return None
+
+
+def _columns_as_frame(columns: dict) -> pd.DataFrame | None:
+    lengths = {len(column) for column in columns.values()}
+    if len(lengths) != 1 or lengths == {0}:
+        return None
+    return pd.DataFrame({key: list(column) for key, column in columns.items()})
+
+
 def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
-    """A list, tuple or dict of numbers (or a dict of such lists) as a Series / DataFrame; else None."""
+    """A list, tuple, set or dict that holds numbers, as a Series / DataFrame; else None.
+
+    Covers what analysts turn tables into: ``to_dict()`` in every orient, ``values.tolist()`` of
+    mixed rows, ``list(s.items())``, ``list(df.itertuples())``, DB-API ``fetchall()`` rows and
+    ``fetchone()``, ``fetchnumpy()`` and ``np.unique(..., return_counts=True)`` columns, and the
+    texts of a chart's labels. A collection with no number in it is left to show itself (the
+    kernel's scan still reads it for students).
+    """
+    if isinstance(obj, (set, frozenset)):
+        obj = list(obj)
     if isinstance(obj, dict):
         if not obj:
             return None
-        values = list(obj.values())
-        if all(_is_number(v) for v in values):
-            return pd.Series(values, index=[str(k) for k in obj], dtype=object)
+        keys, values = [str(k) for k in obj], list(obj.values())
+        if all(_is_scalar(v) for v in values):
+            return pd.Series(values, index=keys, dtype=object) if any(_is_number(v) for v in values) else None
+        if all(_is_column(v) for v in values):
+            frame = _columns_as_frame(dict(zip(keys, values)))
+            if frame is not None:
+                return frame
         if all(isinstance(v, (list, tuple, dict)) for v in values):
             try:
                 frame = pd.DataFrame(obj)
@@ -40,15 +82,21 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
             return frame if frame.size and all(_is_number(v) or v is None for v in frame.to_numpy().ravel()) else None
         return None
     if isinstance(obj, (list, tuple)) and obj:
-        if all(_is_number(v) for v in obj):
-            return pd.Series(list(obj), dtype=object)
-        if all(isinstance(v, (list, tuple)) and v and all(_is_number(x) for x in v) for v in obj):
+        items = list(obj)
+        if all(_is_number(v) for v in items):
+            return pd.Series(items, dtype=object)
+        if all(_is_scalar(v) for v in items):
+            return pd.Series(items, dtype=object) if any(_is_number(v) for v in items) else None
+        if all(_is_row(v) and v for v in items):
             try:
-                return pd.DataFrame([list(v) for v in obj])
+                return pd.DataFrame(items)  # named tuples (itertuples) keep their field names
             except (ValueError, TypeError):
                 return None
-        if all(isinstance(v, dict) for v in obj):
-            return pd.DataFrame(list(obj))  # to_dict("records"): rows of fields
+        if all(isinstance(v, dict) for v in items):
+            return pd.DataFrame(items)  # to_dict("records"): rows of fields
+        if all(_is_column(v) for v in items):
+            return _columns_as_frame(dict(enumerate(items)))
+        return _chart_labels(items)
     return None
 
 
@@ -101,6 +149,14 @@ def as_table(obj: Any) -> pd.DataFrame | pd.Series | None:
         return obj.to_series(index=range(len(obj)), name=obj.name)
     if isinstance(obj, np.ndarray):
         return array_as_table(obj)
-    if isinstance(obj, (list, tuple, dict)):
+    if isinstance(obj, pd.api.extensions.ExtensionArray):
+        return pd.Series(obj)
+    if isinstance(obj, (list, tuple, dict, set, frozenset)):
         return numbers_as_table(obj)
+    if isinstance(obj, DICT_VIEWS):
+        return numbers_as_table(list(obj))
     return query_as_table(obj)
+
+
+# dict.keys(), .values() and .items() of a dict of counts show their contents.
+DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
