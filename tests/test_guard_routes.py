@@ -171,6 +171,11 @@ COUNT_ROUTES = [
     ("duckdb_fetchone", "duckdb.sql(\"select school, count(*) as n from long group by school order by school\").fetchone()"),
     ("pandas_array", "pd.array(small_list)"),
     ("series_array", "counts['chronic'].array"),
+    ("histogram", "np.histogram([1] * 6 + [2] * 40 + [3] * 8, bins=3)"),
+    ("array_3d", "np.array(small_list).reshape(2, 2, 1)"),
+    ("records_array", "counts.reset_index().to_records(index=False)"),
+    ("named_tuple", "collections.namedtuple('Row', 'school n')('Adams', 6)"),
+    ("dataclass", "from dataclasses import dataclass\n@dataclass\nclass Row:\n    school: str\n    n: int\nRow('Adams', 6)"),
     ("bar_labels", "fig, ax = plt.subplots()\nbars = ax.bar(counts.index, counts.chronic)\nax.bar_label(bars)"),
     ("display_in_loop", "for school in ['Adams', 'Carver']:\n    display(long[long.school == school].groupby('gender').size().rename(school).to_frame().T.assign(total=lambda t: t.sum(axis=1)))"),
 ]

@@ -78,43 +78,41 @@ def _structured_bundle(obj: Any) -> dict | None:
     try:
         table = _guarded_table(obj)
     except Exception as exc:  # noqa: BLE001 - fail closed: show that it was withheld, not the object
-        return {"text/plain": WITHHELD.format(type(exc).__name__)}
-    if table is None:
-        return None
-    frame = table if isinstance(table, pd.DataFrame) else table.to_frame()
-    bundle = {"text/plain": repr(table), "text/html": frame._repr_html_()}  # patched: banner and masked table
-    return _in_every_format(obj, bundle)
-
-
-def _in_every_format(obj: Any, bundle: dict) -> dict:
-    """`bundle`, with an entry for every other text format `obj` draws itself in.
-
-    IPython asks every formatter the bundle leaves out, so a JSON object would send its counts as
-    application/json beside the masked text. Each such format gets the masked text instead.
-    """
-    shell = _shell()
-    if shell is None:
-        return bundle
-    text = bundle["text/plain"]
-    for mime, formatter in shell.display_formatter.formatters.items():
-        method = getattr(formatter, "print_method", None)
-        if mime in bundle or not method or not callable(getattr(obj, method, None)):
-            continue
-        if mime == "application/json" or mime.endswith("+json"):
-            bundle[mime] = {"workbench guard": text.splitlines()}
-        elif mime == "text/markdown":
-            bundle[mime] = "\n".join("    " + line for line in text.splitlines())
-        elif mime == "text/latex":
-            bundle[mime] = "\\begin{verbatim}\n" + text + "\n\\end{verbatim}"
-        elif mime.startswith("text/"):
-            bundle[mime] = text
+        bundle = {"text/plain": WITHHELD.format(type(exc).__name__)}
+    else:
+        if table is None:
+            return None
+        frame = table if isinstance(table, pd.DataFrame) else table.to_frame()
+        bundle = {"text/plain": repr(table), "text/html": frame._repr_html_()}  # patched: banner and masked table
+    _guarded_bundles[id(obj)] = dict(bundle)  # IPython adds the other formats to the dict it is given
     return bundle
 
 
-def _shell() -> Any:
-    from IPython import get_ipython
+# Bundles the printer above made during the current `format` call, by the id of the object.
+_guarded_bundles: dict[int, dict] = {}
+_FORMAT_MARK = "__workbench_guard_format__"
 
-    return get_ipython()
+
+def _guard_format(original: Any) -> Any:
+    """`DisplayFormatter.format`, where a guarded object shows its guarded bundle and nothing else.
+
+    IPython asks every per-format printer after the bundle printer, and a printer the object
+    finds first wins: a named tuple's own ``__repr__`` before the guard's tuple printer, a JSON
+    object's ``_repr_json_``. So once the guard has masked an object, its bundle replaces
+    everything the formatters made of it.
+    """
+
+    def format(obj: Any, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        _guarded_bundles.clear()
+        data, metadata = original(obj, include=include, exclude=exclude)
+        bundle = _guarded_bundles.pop(id(obj), None)
+        if bundle is None and structured.is_record_object(obj):
+            bundle = _structured_bundle(obj)  # a dataclass has no class to register a printer for
+        _guarded_bundles.clear()
+        return (dict(bundle), {}) if bundle is not None else (data, metadata)
+
+    setattr(format, _FORMAT_MARK, original)
+    return format
 
 
 def _structured_types() -> list[type]:
@@ -205,6 +203,8 @@ def load_ipython_extension(ip: Any) -> None:
     settings.current_settings()  # reads the environment unless activate() already chose
     patches.install()
     _register_printers(ip)
+    if getattr(ip.display_formatter.format, _FORMAT_MARK, None) is None:
+        ip.display_formatter.format = _guard_format(ip.display_formatter.format)
     current_index()  # built now, not at the first output
     channels.install(ip)
     ip.register_magic_function(workbench_magic, magic_kind="line", magic_name=MAGIC_NAME)
@@ -212,6 +212,8 @@ def load_ipython_extension(ip: Any) -> None:
 
 def unload_ipython_extension(ip: Any) -> None:
     channels.uninstall(ip)
+    if getattr(ip.display_formatter.format, _FORMAT_MARK, None) is not None:
+        del ip.display_formatter.format
     _unregister_printers(ip)
     patches.uninstall()
     ip.magics_manager.magics["line"].pop(MAGIC_NAME, None)

@@ -10,6 +10,7 @@ No Jupyter here; `workbench.guard.ipython` registers these conversions as displa
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from decimal import Decimal
 from typing import Any
@@ -31,8 +32,10 @@ def _is_scalar(value: Any) -> bool:
 def _is_column(value: Any) -> bool:
     """A 1-D run of values: what np.unique(..., return_counts=True) and fetchnumpy() hold."""
     if isinstance(value, np.ndarray):
-        return value.ndim == 1
-    return isinstance(value, (list, pd.Series, pd.Index, pd.api.extensions.ExtensionArray))
+        return value.ndim == 1 and not value.dtype.names
+    if isinstance(value, list):
+        return all(_is_scalar(v) for v in value)
+    return isinstance(value, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray))
 
 
 def _is_row(value: Any) -> bool:
@@ -47,10 +50,11 @@ def _chart_labels(values: list) -> pd.Series | None:
 
 
 def _columns_as_frame(columns: dict) -> pd.DataFrame | None:
-    lengths = {len(column) for column in columns.values()}
-    if len(lengths) != 1 or lengths == {0}:
+    """Columns side by side; a shorter one is padded (np.histogram gives counts and one more edge)."""
+    if not any(len(column) for column in columns.values()):
         return None
-    return pd.DataFrame({key: list(column) for key, column in columns.items()})
+    return pd.DataFrame({key: pd.Series(column if isinstance(column, np.ndarray) else list(column))
+                         for key, column in columns.items()})
 
 
 def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
@@ -101,11 +105,20 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
 
 
 def array_as_table(obj: np.ndarray) -> pd.Series | pd.DataFrame | None:
+    if obj.dtype.names:  # a structured array (to_records()): one column per field
+        return pd.DataFrame.from_records(obj.reshape(-1))
     if obj.ndim == 1:
         return pd.Series(obj)
     if obj.ndim == 2:
         return pd.DataFrame(obj)
+    if obj.ndim > 2:  # rows of the last axis, as NumPy prints them
+        return pd.DataFrame(obj.reshape(-1, obj.shape[-1]))
     return None
+
+
+def is_record_object(obj: Any) -> bool:
+    """A dataclass instance: fields with values, shown by its own repr."""
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
 
 
 def _module(obj: Any) -> str:
@@ -155,6 +168,8 @@ def as_table(obj: Any) -> pd.DataFrame | pd.Series | None:
         return numbers_as_table(obj)
     if isinstance(obj, DICT_VIEWS):
         return numbers_as_table(list(obj))
+    if is_record_object(obj):
+        return numbers_as_table({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
     return query_as_table(obj)
 
 
