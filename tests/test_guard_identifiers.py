@@ -95,6 +95,7 @@ def test_an_objects_memory_address_is_not_an_id(index):
         "first_name        Zephyrine\nlast_name    Abernathy-Voss\ndays_absent    3",
         "no consent on file for Quillon Castellanos",
         "'Quillon Castellanos\\nZephyrine Abernathy-Voss'",  # the repr of a string with a line break
+        "<row>\n  <first_name>Quillon</first_name>\n  <last_name>Castellanos</last_name>\n</row>",  # to_xml
     ],
 )
 def test_full_names_are_found_in_either_order_and_any_layout(index, text):
@@ -112,7 +113,7 @@ def test_a_first_name_alone_or_another_students_surname_is_not_a_name(index):
     "text",
     ["2012-03-04", "2012/03/04", "03/04/2012", "3/4/2012", "04.03.2012", "March 4, 2012", "4 March 2012",
      "Mar 4 2012", "20120304", "datetime.date(2012, 3, 4)", "Timestamp('2012-03-04 00:00:00')",
-     "04-Mar-2012", "04MAR2012", "4-March-2012",
+     "04-Mar-2012", "04MAR2012", "4-March-2012", "4th of March 2012",
      # what to_json and Arrow write for a date: seconds, milliseconds and nanoseconds since 1970
      '{"date_of_birth":{"0":1330819200000}}', "1330819200", "1330819200000000000"],
 )
@@ -197,3 +198,19 @@ def test_numbers_of_no_student_are_never_touched(numbers):
     index = StudentIndex.from_columns(["0041275", "1209934"], ["3100458812"], ["Ana"], ["Lopez"], [])
     text = " ".join(str(n) for n in numbers if n not in (41275, 1209934, 3100458812))
     assert redacted(index, text) == text
+
+
+def test_the_debuggers_variables_and_a_prompt_are_scanned(index, monkeypatch):
+    """The messages a kernel sends besides outputs: the debugger's variables panel, input()'s prompt."""
+    from workbench.guard import channels
+
+    monkeypatch.setenv("WORKBENCH_LEVEL", "aggregate")
+    student_index.set_index(index)
+    try:
+        variables = {"body": {"variables": [{"name": "who", "value": "'Quillon Castellanos'", "variablesReference": 0},
+                                            {"name": "sid", "value": "'0041275'", "variablesReference": 0}]}}
+        shown = str(channels.scrub_content("debug_reply", variables))
+        prompt = str(channels.scrub_content("input_request", {"prompt": "release 41275? ", "password": False}))
+    finally:
+        student_index.set_index(None)
+    assert "Quillon" not in shown and "0041275" not in shown and "41275" not in prompt

@@ -206,6 +206,7 @@ IDENTIFIER_ROUTES = [
     ("to_dict_records", "roster.to_dict('records')"),
     ("to_csv_printed", "print(roster.to_csv())"),
     ("to_json", "roster.to_json()"),
+    ("to_xml", "print(roster.to_xml(parser='etree'))"),
     ("transposed", "roster.T"),
     ("transposed_names", "roster.set_index(roster.first_name + ' ' + roster.last_name).T"),
     ("ids_as_labels", "roster.set_index('student_id')[['days_absent']].T"),
@@ -291,6 +292,7 @@ IDENTIFIER_ROUTES = [
     ("neutral_integer_ids", "wide"),
     ("dob_dotted", "print(dob.strftime('%d.%m.%Y'))"),
     ("dob_str", "print(str(dob))"),
+    ("dob_day_of_month", "print(f'{dob.day}th of {dob:%B} {dob.year}')"),
     ("dob_day_month_abbr", "print(dob.strftime('%d-%b-%Y'))"),
     ("dob_sas", "print(dob.strftime('%d%b%Y').upper())"),
     ("dob_epoch_json", "roster[['date_of_birth', 'days_absent']].to_json()"),
@@ -357,7 +359,8 @@ def student_leaks(texts: list[str], students: list[dict]) -> list[str]:
             born = s["date_of_birth"]
             forms = [born.isoformat(), born.strftime("%m/%d/%Y"), f"{born.month}/{born.day}/{born.year}",
                      born.strftime("%B %d, %Y"), born.strftime("%Y%m%d"), born.strftime("%d.%m.%Y"),
-                     born.strftime("%d-%b-%Y"), born.strftime("%d%b%Y").upper()]
+                     born.strftime("%d-%b-%Y"), born.strftime("%d%b%Y").upper(),
+                     f"{born.day}th of {born:%B} {born.year}"]
             if any(form in text for form in forms) or re.search(rf"(?i)\b{born.strftime('%d%b%Y')}\b", text):
                 found.append("a date of birth")
             epoch = (born - dt.date(1970, 1, 1)).days * 86_400
@@ -496,3 +499,29 @@ def test_an_identified_request_shows_its_roster(kernel, district):
     assert status == "ok" and "a full name" in student_leaks(texts, district[1])
     outputs, _ = kernel.run("print(full_names[0], sid)")
     assert not student_leaks([s for o in outputs for s in strings(o)], district[1])
+
+
+def test_a_prompt_and_a_completion_show_no_student(kernel, district):
+    """input() sends its prompt on the stdin channel; tab completion lists a dict's keys."""
+    client = kernel.client
+    prompts: list[dict] = []
+
+    def answer(message):
+        prompts.append(message["content"])
+        client.input("no")
+
+    reply = client.execute_interactive("answer = input(f'release {name} ({sid})? ')", allow_stdin=True,
+                                       stdin_hook=answer, output_hook=lambda message: None, timeout=60)
+    assert reply["content"]["status"] == "ok" and prompts
+    assert not student_leaks([s for p in prompts for s in strings(p)], district[1])
+
+    kernel.run("by_name = dict(zip(full_names, roster.days_absent))\nby_id = dict(zip(roster.student_id, roster.days_absent))")
+    for code in ("by_name['", "by_id['"):
+        msg_id = client.complete(code, len(code))
+        while True:
+            reply = client.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["matches"], "nothing was completed"
+        texts = [s for s in strings(reply["content"])]
+        assert not student_leaks(texts, district[1]), (code, student_leaks(texts, district[1]))

@@ -35,6 +35,10 @@ OUTPUT_MESSAGES = frozenset(
         "inspect_reply",
         "comm_open",
         "comm_msg",
+        "input_request",  # the prompt of input() or getpass()
+        "complete_reply",  # tab completion lists a dict's keys
+        "debug_reply",  # the debugger's variables panel
+        "debug_event",
     }
 )
 # Keys whose values are references, not content (rewriting them would break the frontend).

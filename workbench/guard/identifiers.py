@@ -77,6 +77,7 @@ _LETTERS = (
 )
 _APOSTROPHE = r"(?:['\u2019\-]|&#[xX]27;|&#39;|&apos;|&#8217;|&rsquo;|\\u2019)"
 _WORD = re.compile(r"(?<!\\)" + _LETTERS + "(?:" + _APOSTROPHE + _LETTERS + ")*")
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # Numbers as people format them: 1,209,934 and 1.209934e+06 (a float column pandas draws in
 # scientific notation).
@@ -95,7 +96,7 @@ _DATES = re.compile(
     r"(?<!\d)(?:"
     r"(?P<iy>\d{4})[-/.](?P<im>\d{1,2})[-/.](?P<id>\d{1,2})"
     r"|(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})"
-    r"|(?P<nd>\d{1,2})(?:st|nd|rd|th)?[\s\-/.]*(?P<nm>" + _MONTH + r")[\s\-/.,]*(?P<ny>\d{4})"
+    r"|(?P<nd>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s\-/.]*(?P<nm>" + _MONTH + r")[\s\-/.,]*(?P<ny>\d{4})"
     r"|(?P<mm>" + _MONTH + r")[\s\-/.]*(?P<md>\d{1,2})(?:st|nd|rd|th)?,?[\s\-/.]+(?P<my>\d{4})"
     r"|date(?:time)?\((?P<py>\d{4}),\s*(?P<pm>\d{1,2}),\s*(?P<pd>\d{1,2})"
     r")(?!\d)",
@@ -104,7 +105,9 @@ _DATES = re.compile(
 
 
 # 4 March 2012, 04-Mar-2012, 04MAR2012 (SAS); March 4, 2012, Mar-04-2012.
-_DAY_MONTH_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?[\s\-/.]*(" + _MONTH + r")[\s\-/.,]*$", re.IGNORECASE)
+_DAY_MONTH_BEFORE = re.compile(
+    r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s\-/.]*(" + _MONTH + r")[\s\-/.,]*$", re.IGNORECASE
+)
 _MONTH_DAY_BEFORE = re.compile(
     r"(?<![A-Za-z])(" + _MONTH + r")[\s\-/.]*(\d{1,2})(?:st|nd|rd|th)?,?[\s\-/.]+$", re.IGNORECASE
 )
@@ -386,7 +389,10 @@ class StudentIndex:
         if not any(word in firsts for word in words) or not any(word in lasts for word in words):
             return []
         candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
-        for ordinal, match in enumerate(_WORD.finditer(text)):
+        # Markup's tag names are not words a reader sees between two names (<first_name>Ana</first_name>
+        # <last_name>Lopez</last_name> of to_xml); blanked, with every position kept.
+        words_of = _TAG.sub(lambda m: " " * len(m.group(0)), text) if "<" in text else text
+        for ordinal, match in enumerate(_WORD.finditer(words_of)):
             word = _word_key(match.group(0))
             is_first, is_last = word in firsts, word in lasts
             if is_first or is_last:
