@@ -77,14 +77,17 @@ _LETTERS = (
 )
 _APOSTROPHE = r"(?:['\u2019\-]|&#[xX]27;|&#39;|&apos;|&#8217;|&rsquo;|\\u2019)"
 _WORD = re.compile(r"(?<!\\)" + _LETTERS + "(?:" + _APOSTROPHE + _LETTERS + ")*")
+_PLAIN_WORD = re.compile(r"[^\W\d_]+(?:['\-][^\W\d_]+)*")  # the same, for text with no escape in it (faster)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_MAY_BE_ESCAPED = re.compile(r"[\\&\u2019]")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # Numbers as people format them: 1,209,934 and 1.209934e+06 (a float column pandas draws in
 # scientific notation).
 _GROUPED = re.compile(r"(?<![\d.])(?<!\d,)\d{1,3}(?:,\d{3})+(?:\.0+)?(?!\d|[.,]\d)")
-_SCIENTIFIC = re.compile(r"(?<![\d.])\d\.\d+[eE]\+?\d{1,2}(?!\d|\.\d)")
+_SCIENTIFIC = re.compile(r"(?<![\d.])\d\.\d+[eE]\+\d{1,2}(?!\d|\.\d)")
 # A date as a time stamp (to_json, Arrow): seconds, milliseconds, microseconds or nanoseconds since 1970.
-_STAMP = re.compile(r"(?<![\d.])\d{9,19}(?![\d.]?\d)")
+# (A whole day in seconds ends in 00, so only numbers that do are read.)
+_STAMP = re.compile(r"(?<![\d.])\d{7,17}00(?![\d.]?\d)")
 _HAS_STAMP = re.compile(r"\d{9}")
 _SECONDS_A_DAY = 86_400
 _STAMP_UNITS = (1, 1_000, 1_000_000, 1_000_000_000)
@@ -385,15 +388,18 @@ class StudentIndex:
         if not len(self.pairs):
             return []
         firsts, lasts = self.first_names, self.last_names
-        words = {_word_key(word) for word in _WORD.findall(text)}
+        escaped = _MAY_BE_ESCAPED.search(text) is not None
+        key, word_pattern = (_word_key, _WORD) if escaped else (str.lower, _PLAIN_WORD)
+        words = set(map(key, word_pattern.findall(text)))
         if not any(word in firsts for word in words) or not any(word in lasts for word in words):
             return []
         candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
         # Markup's tag names are not words a reader sees between two names (<first_name>Ana</first_name>
-        # <last_name>Lopez</last_name> of to_xml); blanked, with every position kept.
-        words_of = _TAG.sub(lambda m: " " * len(m.group(0)), text) if "<" in text else text
-        for ordinal, match in enumerate(_WORD.finditer(words_of)):
-            word = _word_key(match.group(0))
+        # <last_name>Lopez</last_name> of to_xml); blanked, with every position kept. (An HTML table
+        # pairs names by its rows instead.)
+        words_of = _TAG.sub(_blank, text) if "<" in text and "<tr" not in text else text
+        for ordinal, match in enumerate(word_pattern.finditer(words_of)):
+            word = key(match.group(0))
             is_first, is_last = word in firsts, word in lasts
             if is_first or is_last:
                 candidates.append((ordinal, match.start(), match.end(), word, is_first, is_last))
@@ -442,7 +448,7 @@ def _formatted_numbers(text: str) -> list[tuple[int, int, int | None]]:
     found: list[tuple[int, int, int | None]] = []
     if "," in text:
         found += [(m.start(), m.end(), int(float(m.group(0).replace(",", "")))) for m in _GROUPED.finditer(text)]
-    if "e" in text or "E" in text:
+    if "e+" in text or "E+" in text:
         for m in _SCIENTIFIC.finditer(text):
             try:
                 value = Decimal(m.group(0))
@@ -455,9 +461,14 @@ def _formatted_numbers(text: str) -> list[tuple[int, int, int | None]]:
 
 def _stamped_days(text: str) -> list[tuple[int, int, int]]:
     """Time stamps that fall on midnight of a day, as yyyymmdd."""
+    matches = list(_STAMP.finditer(text))
+    if not matches:
+        return []
+    values = np.fromiter((int(m.group(0)) for m in matches), dtype=np.uint64, count=len(matches))
     found: list[tuple[int, int, int]] = []
-    for m in _STAMP.finditer(text):
-        value = int(m.group(0))
+    # Every unit's day is a multiple of a day in seconds: most numbers (state IDs) stop here.
+    for position in np.flatnonzero(values % _SECONDS_A_DAY == 0):
+        value, m = int(values[position]), matches[position]
         for unit in _STAMP_UNITS:
             step = _SECONDS_A_DAY * unit
             if value % step == 0 and value // step < 2_932_000:  # within the calendar's years
@@ -497,6 +508,10 @@ def _words(names: pa.Array | list[str]) -> set[str]:
     for name in names.filter(pc.invert(plain)).to_pylist():
         words.update(_word_key(match.group(0)) for match in _WORD.finditer(name))
     return words
+
+
+def _blank(match: re.Match) -> str:
+    return " " * (match.end() - match.start())
 
 
 def _word_key(word: str) -> str:
