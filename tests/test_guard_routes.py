@@ -271,6 +271,10 @@ IDENTIFIER_ROUTES = [
     ("pretty", "from IPython.display import Pretty\nPretty(name)"),
     ("raw_display", "display({'text/plain': name, 'text/html': f'<i>{sid}</i>'}, raw=True)"),
     ("whos", "%whos str"),
+    ("int_text_widget", "widgets.IntText(value=int(sid))"),
+    ("float_slider_widget", "widgets.FloatText(value=float(int(sid)))"),
+    ("json_integer_field", "display({'application/json': {'who': int(sid)}}, raw=True)"),
+    ("json_dates_as_stamps", "JSON(json.loads(roster[['date_of_birth']].to_json()))"),
     ("raw_json_fields", "display({'application/json': {'first': roster.first_name[0], 'last': roster.last_name[0]}}, raw=True)"),
     ("set_next_input", "get_ipython().set_next_input(name); print('ok')"),
     ("traceback_printed", "import traceback\ntry:\n    raise KeyError(sid)\nexcept KeyError:\n    traceback.print_exc()"),
@@ -323,6 +327,8 @@ def _is_json(mime) -> bool:
 def strings(value) -> list[str]:
     if isinstance(value, str):
         return [value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return [repr(value)]  # a widget's number, a JSON field: an ID or a time stamp as a number
     if isinstance(value, dict):
         # A PNG is a picture, not text: what it shows is a documented limit (charts).
         return [s for key, item in value.items() if not str(key).startswith(("image/png", "image/jpeg"))

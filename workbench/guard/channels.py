@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from workbench.guard import settings
-from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, redact_together, redact_value
+from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, MIN_INTEGER_DIGITS, redact_together, redact_value
 from workbench.guard.student_index import current_index
 
 OUTPUT_MESSAGES = frozenset(
@@ -70,6 +70,12 @@ def scrub(value: Any, index: Any, allowed: frozenset[str], counts: Counter, key:
         if _REFERENCE.fullmatch(value) or (key is not None and _is_binary(key)):
             return value
         return redact_value(index, value, allowed, counts)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= _SMALLEST_ID:
+        # A number in a widget's state or a JSON field (an ID, a birth date's time stamp) is sent as
+        # a number; replaced, it becomes the label text (the widget shows it, the value is gone).
+        written = repr(value)
+        replaced_text = redact_value(index, written, allowed, counts)
+        return value if replaced_text == written else replaced_text
     if isinstance(value, dict):
         result = {k: scrub(v, index, allowed, counts, k if isinstance(k, str) else None) for k, v in value.items()}
         fields = [k for k, v in result.items() if isinstance(v, str) and _is_field(k, v)]
@@ -81,6 +87,7 @@ def scrub(value: Any, index: Any, allowed: frozenset[str], counts: Counter, key:
     return value
 
 
+_SMALLEST_ID = 10 ** (MIN_INTEGER_DIGITS - 1)
 # Fields of a record (a JSON object, a widget's state) are short; whole outputs are not read again.
 _FIELD_LENGTH = 200
 
