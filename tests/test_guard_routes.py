@@ -130,6 +130,7 @@ COUNT_ROUTES = [
     ("describe", "long.assign(days=range(len(long)))[long.school == 'Adams'].describe()"),
     ("percentages", "rates"),
     ("percentages_print", "print(rates)"),
+    ("percentages_as_text", "rates.assign(chronic_pct=rates.chronic_pct.astype(str) + '%')"),
     ("index_of_counts", "pd.Index(small_list)"),
     # Found while reviewing the corpus: more ways a table of counts reaches the screen.
     ("to_html_printed", "print(counts.to_html())"),
