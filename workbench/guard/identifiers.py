@@ -116,25 +116,43 @@ _MONTH_DAY_BEFORE = re.compile(
 )
 
 
+def _encoded_names(names: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Each name as a number into the distinct names, as the scanner spells them (trimmed, lower
+    case, one kind of apostrophe); -1 where there is none. The spelling is worked out on the
+    distinct names Arrow's encoding gives, not once per student."""
+    encoded = pc.dictionary_encode(names)
+    spelled = pc.replace_substring(pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary)), "\u2019", "'")
+    distinct = pc.dictionary_encode(spelled)  # two spellings of one name become one number
+    vocabulary = distinct.dictionary
+    renumber = distinct.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pc.index(vocabulary, "").as_py()
+    if empty >= 0:
+        renumber[renumber == empty] = -1
+    renumber = np.append(renumber, -1)  # for a missing name
+    indices = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return vocabulary, renumber[indices]
+
+
 def _name_pairs(firsts: pa.Array, lasts: pa.Array) -> tuple[dict[str, int], dict[str, int], np.ndarray]:
     """Numbered vocabularies of first and last names (by word) and each student's pair of numbers.
 
     Names are dictionary-encoded in Arrow, so a pair is two small integers; a name of several
     words ("mary jo", "de la cruz") is also paired word by word, so any word of each half finds it.
     """
-    first_codes, last_codes = pc.dictionary_encode(firsts), pc.dictionary_encode(lasts)
-    first_vocabulary = {name: number for number, name in enumerate(first_codes.dictionary.to_pylist())}
-    last_vocabulary = {name: number for number, name in enumerate(last_codes.dictionary.to_pylist())}
+    first_list, first_numbers = _encoded_names(firsts)
+    last_list, last_numbers = _encoded_names(lasts)
+    named = (first_numbers >= 0) & (last_numbers >= 0)
+    first_numbers, last_numbers = first_numbers[named], last_numbers[named]
+    first_vocabulary = {name: number for number, name in enumerate(first_list.to_pylist())}
+    last_vocabulary = {name: number for number, name in enumerate(last_list.to_pylist())}
     several_first, several_last = (
-        codes.dictionary.filter(pc.invert(pc.match_substring_regex(codes.dictionary, _PLAIN_NAME.pattern))).to_pylist()
-        for codes in (first_codes, last_codes)
+        names.filter(pc.invert(pc.match_substring_regex(names, _PLAIN_NAME.pattern))).to_pylist()
+        for names in (first_list, last_list)
     )
     for vocabulary, names in ((first_vocabulary, several_first), (last_vocabulary, several_last)):
         for word in _words(names):
             vocabulary.setdefault(word, len(vocabulary))
     span = len(last_vocabulary)
-    first_numbers = first_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    last_numbers = last_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     keys = [first_numbers * span + last_numbers]
     if several_first or several_last:
         odd_first = np.isin(first_numbers, [first_vocabulary[n] for n in several_first])
@@ -266,14 +284,10 @@ class StudentIndex:
         numeric = _sorted_unique(pc.cast(ids.filter(is_number), pa.int64()).to_numpy())
         others = ids.filter(pc.and_(pc.invert(is_number), pc.not_equal(ids, "")))
         text_ids = frozenset(others.to_pylist())
-        firsts, lasts = (
-            pc.replace_substring(pc.utf8_lower(pc.utf8_trim_whitespace(_strings(names).fill_null(""))), "\u2019", "'")
-            for names in (first_names, last_names)
-        )
+        firsts, lasts = _strings(first_names), _strings(last_names)
         if len(firsts) != len(lasts):
             raise ValueError("first_names and last_names must be the same length")
-        named = pc.and_(pc.not_equal(firsts, ""), pc.not_equal(lasts, ""))
-        first_vocabulary, last_vocabulary, pairs = _name_pairs(firsts.filter(named), lasts.filter(named))
+        first_vocabulary, last_vocabulary, pairs = _name_pairs(firsts, lasts)
         return cls(
             numeric_ids=numeric,
             text_ids=text_ids,
