@@ -177,6 +177,11 @@ COUNT_ROUTES = [
     ("records_array", "counts.reset_index().to_records(index=False)"),
     ("named_tuple", "collections.namedtuple('Row', 'school n')('Adams', 6)"),
     ("dataclass", "from dataclasses import dataclass\n@dataclass\nclass Row:\n    school: str\n    n: int\nRow('Adams', 6)"),
+    ("ibis_preview", "ibis.memtable(long).group_by('school').agg(n=ibis._.count()).order_by('school').preview()"),
+    ("ibis_record_batches", "list(ibis.memtable(long).group_by('school').agg(n=ibis._.count()).order_by('school').to_pyarrow_batches())"),
+    ("pyarrow_value_counts", "__import__('pyarrow.compute').compute.value_counts(pa.array(long.school))"),
+    ("pyarrow_struct_scalar", "pa.scalar({'school': 'Adams', 'n': 6})"),
+    ("zero_d_array", "np.array(6)"),
     ("bar_labels", "fig, ax = plt.subplots()\nbars = ax.bar(counts.index, counts.chronic)\nax.bar_label(bars)"),
     ("display_in_loop", "for school in ['Adams', 'Carver']:\n    display(long[long.school == school].groupby('gender').size().rename(school).to_frame().T.assign(total=lambda t: t.sum(axis=1)))"),
 ]
@@ -341,7 +346,7 @@ def strings(value) -> list[str]:
 
 def visible_text(text: str) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # terminal colours of tracebacks
-    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>", " ", text)  # tags, not <pyarrow.Scalar: ...> reprs
     return text.replace("&amp;", "&").replace("&#x27;", "'").replace("&quot;", '"')
 
 

@@ -123,10 +123,11 @@ def _structured_types() -> list[type]:
 
     types: list[type] = [*SEQUENCES, np.ndarray, pd.Index, pd.api.extensions.ExtensionArray, JSON]
     for module, names in (
-        ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray")),
+        ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray", "Scalar")),
         ("duckdb", ("DuckDBPyRelation",)),
         ("ibis.expr.types", ("Table", "Column", "Scalar")),
         ("polars", ("DataFrame", "Series", "LazyFrame")),
+        ("rich.table", ("Table",)),  # Ibis's preview()
     ):
         try:
             loaded = importlib.import_module(module)

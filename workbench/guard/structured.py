@@ -100,7 +100,8 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
             return pd.DataFrame(items)  # to_dict("records"): rows of fields
         if all(_is_column(v) for v in items):
             return _columns_as_frame(dict(enumerate(items)))
-        return _chart_labels(items)
+        batches = _batches_as_table(items)
+        return batches if batches is not None else _chart_labels(items)
     return None
 
 
@@ -113,7 +114,7 @@ def array_as_table(obj: np.ndarray) -> pd.Series | pd.DataFrame | None:
         return pd.DataFrame(obj)
     if obj.ndim > 2:  # rows of the last axis, as NumPy prints them
         return pd.DataFrame(obj.reshape(-1, obj.shape[-1]))
-    return None
+    return pd.Series([obj.item()])  # a 0-d array: array(6)
 
 
 def is_record_object(obj: Any) -> bool:
@@ -133,8 +134,12 @@ def query_as_table(obj: Any, max_rows: int = MAX_ROWS) -> pd.DataFrame | pd.Seri
 
         if isinstance(obj, (pa.Table, pa.RecordBatch)):
             return obj.slice(0, max_rows).to_pandas()
+        if isinstance(obj, pa.StructArray):  # pyarrow.compute.value_counts: one field per column
+            return pa.Table.from_struct_array(obj.slice(0, max_rows)).to_pandas()
         if isinstance(obj, (pa.Array, pa.ChunkedArray)):
             return obj.slice(0, max_rows).to_pandas()
+        if isinstance(obj, pa.Scalar):
+            return as_table(obj.as_py())  # a struct scalar is a record
         return None
     if module.lstrip("_").startswith("duckdb") and hasattr(obj, "limit") and hasattr(obj, "df"):
         return obj.limit(max_rows).df()
@@ -148,9 +153,28 @@ def query_as_table(obj: Any, max_rows: int = MAX_ROWS) -> pd.DataFrame | pd.Seri
         if isinstance(obj, ir.Scalar):
             return pd.Series([obj.to_pandas()], name=obj.get_name() if hasattr(obj, "get_name") else None)
         return None
+    if module.startswith("rich.table") and all(hasattr(column, "cells") for column in getattr(obj, "columns", ())):
+        # What Ibis's preview() draws: a rich table of the first rows, cells as text.
+        return pd.DataFrame({position: [_rich_text(cell) for cell in column.cells]
+                             for position, column in enumerate(obj.columns)}).set_axis(
+            [_rich_text(column.header) or str(position) for position, column in enumerate(obj.columns)], axis=1)
     if module.startswith("polars"):
         head = obj.head(max_rows)
         return head.to_pandas()
+    return None
+
+
+def _rich_text(cell: Any) -> str:
+    while hasattr(cell, "renderable"):  # Align(...) and other wrappers
+        cell = cell.renderable
+    return str(getattr(cell, "plain", cell))
+
+
+def _batches_as_table(items: list) -> pd.DataFrame | None:
+    """A list of pyarrow record batches or tables (to_pyarrow_batches()), as one table."""
+    if items and all(type(item).__module__.startswith("pyarrow") and hasattr(item, "to_pandas")
+                     and hasattr(item, "num_rows") for item in items):
+        return pd.concat([item.slice(0, MAX_ROWS).to_pandas() for item in items[:MAX_ROWS]], ignore_index=True)
     return None
 
 
