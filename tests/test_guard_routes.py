@@ -169,6 +169,7 @@ COUNT_ROUTES = [
     ("dict_values", "counts['chronic'].to_dict().values()"),
     ("set_of_counts", "set(small_list)"),
     ("record_dict", "counts.reset_index().iloc[0].to_dict()"),
+    ("rows_with_dates", "[(pd.Timestamp('2025-09-02'), school, n) for school, n in counts['chronic'].items()]"),
     ("duckdb_fetchone", "duckdb.sql(\"select school, count(*) as n from long group by school order by school\").fetchone()"),
     ("pandas_array", "pd.array(small_list)"),
     ("series_array", "counts['chronic'].array"),

@@ -11,6 +11,7 @@ No Jupyter here; `workbench.guard.ipython` registers these conversions as displa
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import numbers
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 MAX_ROWS = 60  # what pandas shows of a long frame; query results are fetched this far only
+MAX_ITEMS = 1000  # what IPython shows of a long list, set or dict (its max_seq_length)
 
 
 def _is_number(value: Any) -> bool:
@@ -26,7 +28,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, bytes, numbers.Number, Decimal)) or np.isscalar(value)
+    """One value of a record: text, a number, a date, a missing value (not a container)."""
+    return pd.api.types.is_scalar(value)
 
 
 def _is_column(value: Any) -> bool:
@@ -67,11 +70,12 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
     kernel's scan still reads it for students).
     """
     if isinstance(obj, (set, frozenset)):
-        obj = list(obj)
+        obj = list(itertools.islice(obj, MAX_ITEMS))
     if isinstance(obj, dict):
         if not obj:
             return None
-        keys, values = [str(k) for k in obj], list(obj.values())
+        shown = list(itertools.islice(obj.items(), MAX_ITEMS))
+        keys, values = [str(k) for k, _ in shown], [v for _, v in shown]
         if all(_is_scalar(v) for v in values):
             return pd.Series(values, index=keys, dtype=object) if any(_is_number(v) for v in values) else None
         if all(_is_column(v) for v in values):
@@ -80,13 +84,13 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
                 return frame
         if all(isinstance(v, (list, tuple, dict)) for v in values):
             try:
-                frame = pd.DataFrame(obj)
+                frame = pd.DataFrame(dict(shown))
             except (ValueError, TypeError):
                 return None
             return frame if frame.size and all(_is_number(v) or v is None for v in frame.to_numpy().ravel()) else None
         return None
     if isinstance(obj, (list, tuple)) and obj:
-        items = list(obj)
+        items = list(obj[:MAX_ITEMS])
         if all(_is_number(v) for v in items):
             return pd.Series(items, dtype=object)
         if all(_is_scalar(v) for v in items):
