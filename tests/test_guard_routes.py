@@ -538,3 +538,21 @@ def test_a_prompt_and_a_completion_show_no_student(kernel, district):
         assert reply["content"]["matches"], "nothing was completed"
         texts = [s for s in strings(reply["content"])]
         assert not student_leaks(texts, district[1]), (code, student_leaks(texts, district[1]))
+
+
+COLUMN_WISE_ROUTES = [
+    ("to_dict", "roster[['first_name', 'last_name', 'days_absent']].to_dict()"),
+    ("to_dict_list", "roster[['first_name', 'last_name', 'days_absent']].to_dict('list')"),
+    ("to_dict_series", "roster[['first_name', 'last_name']].to_dict('series')"),
+]
+
+
+@pytest.mark.parametrize("code", [code for _, code in COLUMN_WISE_ROUTES], ids=[name for name, _ in COLUMN_WISE_ROUTES])
+def test_names_listed_column_by_column_are_not_shown(kernel, district, code):
+    """First names listed apart from last names pair up by position: a reader lines them up."""
+    outputs, status = kernel.run(code)
+    assert status == "ok", outputs
+    text = " ".join(visible_text(s) for o in outputs for s in strings(o))
+    both = [s["first_name"] for s in district[1]
+            if re.search(rf"\b{s['first_name']}\b", text, re.I) and re.search(rf"\b{s['last_name']}\b", text, re.I)]
+    assert not both, f"{len(both)} students' first and last names shown"

@@ -87,7 +87,8 @@ def numbers_as_table(obj: Any) -> pd.Series | pd.DataFrame | None:
                 frame = pd.DataFrame(dict(shown))
             except (ValueError, TypeError):
                 return None
-            return frame if frame.size and all(_is_number(v) or v is None for v in frame.to_numpy().ravel()) else None
+            # to_dict(): a column of records; read as a table when every cell is a single value
+            return frame if frame.size and all(_is_scalar(v) for v in frame.to_numpy().ravel()) else None
         return None
     if isinstance(obj, (list, tuple)) and obj:
         items = list(obj[:MAX_ITEMS])
