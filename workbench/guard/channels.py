@@ -93,7 +93,9 @@ _FIELD_LENGTH = 200
 
 
 def _is_field(key: Any, text: str) -> bool:
-    return len(text) <= _FIELD_LENGTH and key not in _REFERENCE_KEYS and not (isinstance(key, str) and _is_binary(key)) and not _REFERENCE.fullmatch(text)
+    if len(text) > _FIELD_LENGTH or key in _REFERENCE_KEYS or (isinstance(key, str) and _is_binary(key)):
+        return False
+    return not _REFERENCE.fullmatch(text)
 
 
 def _scrub_fields(container: dict, fields: list, index: Any, allowed: frozenset[str], counts: Counter) -> dict:
