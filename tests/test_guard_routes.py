@@ -311,6 +311,8 @@ IDENTIFIER_ROUTES = [
     ("email", "print(f'{roster.first_name[0]}.{roster.last_name[0]}@school.org'.lower())"),
     ("json_dumps", "print(json.dumps(roster.astype(str).to_dict('records')))"),
     ("tick_labels", "fig, ax = plt.subplots()\nax.barh(full_names, roster.days_absent)\nax.get_yticklabels()"),
+    ("legend_names", "ax = roster.set_index(roster.first_name + ' ' + roster.last_name)[['days_absent']].T.plot.bar()\nax.get_legend_handles_labels()[1]"),
+    ("memory_usage", "ints.set_index('student_id').memory_usage(deep=True).to_string() + str(ints.set_index('student_id').index)"),
     ("svg_chart", "set_matplotlib_formats('svg')\nfig, ax = plt.subplots()\nax.barh(full_names, roster.days_absent)\ndisplay(fig); plt.close(fig)\nset_matplotlib_formats('png')"),
 ]
 
