@@ -112,8 +112,10 @@ PLACEHOLDER = re.compile(r"^<[\w.]+ (object|at 0x[0-9a-f]+)>$")
 
 def tables_shown(outputs) -> list[tuple[str, object]]:
     """The payloads that draw a table: not the text/plain stand-in of an HTML or Styler object."""
+    # A stream can arrive split, its closing line break an output of its own: that draws no table.
     return [(mime, payload) for mime, payload in mime_payloads(outputs)
-            if not (mime == "text/plain" and PLACEHOLDER.match(payload.strip()))]
+            if not (mime == "text/plain" and PLACEHOLDER.match(payload.strip()))
+            and not (isinstance(payload, str) and not payload.strip())]
 
 
 def assert_counts_masked(outputs, banner_expected=True):

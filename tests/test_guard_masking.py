@@ -296,6 +296,14 @@ def test_a_percentage_beside_its_denominator_is_masked_when_it_gives_a_small_cou
     assert result.data.loc["Baker", "chronic_pct"] == 50.4 and result.data.loc["Adams", "students"] == 120
 
 
+@pytest.mark.parametrize("shown", ["5.8%", " 5.8 %", "94.2%"])
+def test_a_percentage_written_as_text_is_read_as_one(shown):
+    table = pd.DataFrame({"students": [120, 240], "chronic_pct": [shown, "50.4%"]}, index=["Adams", "Baker"])
+    result = mask_small_counts(table, BELOW_10)
+    assert result.data.loc["Adams", "chronic_pct"] == MASK
+    assert result.data.loc["Baker", "chronic_pct"] == "50.4%"
+
+
 @settings(max_examples=150, deadline=None)
 @given(small=st.integers(1, 9), total=st.integers(10, 5000), places=st.integers(1, 3))
 def test_no_rounded_percentage_of_a_small_group_survives_beside_its_total(small, total, places):

@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from workbench.guard import settings
-from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, redact_value
+from workbench.guard.identifiers import ALLOWED_IDENTIFIERS, MIN_INTEGER_DIGITS, redact_together, redact_value
 from workbench.guard.student_index import current_index
 
 OUTPUT_MESSAGES = frozenset(
@@ -35,6 +35,10 @@ OUTPUT_MESSAGES = frozenset(
         "inspect_reply",
         "comm_open",
         "comm_msg",
+        "input_request",  # the prompt of input() or getpass()
+        "complete_reply",  # tab completion lists a dict's keys
+        "debug_reply",  # the debugger's variables panel
+        "debug_event",
     }
 )
 # Keys whose values are references, not content (rewriting them would break the frontend).
@@ -66,11 +70,40 @@ def scrub(value: Any, index: Any, allowed: frozenset[str], counts: Counter, key:
         if _REFERENCE.fullmatch(value) or (key is not None and _is_binary(key)):
             return value
         return redact_value(index, value, allowed, counts)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= _SMALLEST_ID:
+        # A number in a widget's state or a JSON field (an ID, a birth date's time stamp) is sent as
+        # a number; replaced, it becomes the label text (the widget shows it, the value is gone).
+        written = repr(value)
+        replaced_text = redact_value(index, written, allowed, counts)
+        return value if replaced_text == written else replaced_text
     if isinstance(value, dict):
-        return {k: scrub(v, index, allowed, counts, k if isinstance(k, str) else None) for k, v in value.items()}
+        result = {k: scrub(v, index, allowed, counts, k if isinstance(k, str) else None) for k, v in value.items()}
+        fields = [k for k, v in result.items() if isinstance(v, str) and _is_field(k, v)]
+        return _scrub_fields(result, fields, index, allowed, counts)
     if isinstance(value, (list, tuple)):
-        return type(value)(scrub(item, index, allowed, counts, key) for item in value)
+        items = [scrub(item, index, allowed, counts, key) for item in value]
+        fields = [i for i, item in enumerate(items) if isinstance(item, str) and _is_field(key, item)]
+        return type(value)(_scrub_fields(dict(enumerate(items)), fields, index, allowed, counts).values())
     return value
+
+
+_SMALLEST_ID = 10 ** (MIN_INTEGER_DIGITS - 1)
+# Fields of a record (a JSON object, a widget's state) are short; whole outputs are not read again.
+_FIELD_LENGTH = 200
+
+
+def _is_field(key: Any, text: str) -> bool:
+    if len(text) > _FIELD_LENGTH or key in _REFERENCE_KEYS or (isinstance(key, str) and _is_binary(key)):
+        return False
+    return not _REFERENCE.fullmatch(text)
+
+
+def _scrub_fields(container: dict, fields: list, index: Any, allowed: frozenset[str], counts: Counter) -> dict:
+    """The string fields of one object read together, so a name split across two of them is found."""
+    if len(fields) < 2:
+        return container
+    texts = redact_together(index, [container[k] for k in fields], allowed, counts)
+    return {**container, **dict(zip(fields, texts))}
 
 
 def scrub_content(msg_type: str, content: Any) -> Any:

@@ -21,7 +21,10 @@ Jupyter here.
 from __future__ import annotations
 
 import calendar
+import datetime as dt
+import html
 import re
+from decimal import Decimal, InvalidOperation
 from itertools import compress
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,7 +66,32 @@ _HAS_DIGITS = re.compile(r"\d{%d}" % MIN_INTEGER_DIGITS)
 # An object's memory address (`<Styler at 0x7f1234567890>`) is not a number anyone wrote; its
 # digits are not read as an ID.
 _HEX_LITERAL = re.compile(r"(?<![0-9A-Za-z])0[xX][0-9a-fA-F]+")
-_WORD = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*")
+# A word of a name, also where the output escaped it: json.dumps writes "Jos\u00e9", HTML
+# "O&#x27;Brien". A word never starts right after a backslash ("\nAna" is a line break, then Ana).
+_LETTERS = (
+    r"(?:[^\W\d_]+"
+    # escapes of letters only (from U+00C0 on, not punctuation), so &quot; or &#x27; never joins words
+    r"|\\u(?!20[0-6])(?:00[c-fC-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3})"
+    r"|&#[xX]0*(?:[c-fC-F][0-9a-fA-F]|[1-9a-fA-F][0-9a-fA-F]{2,4});|&#0*(?:19[2-9]|2\d\d|[3-9]\d\d|\d{4,6});"
+    r"|&[a-zA-Z]{1,2}(?:acute|grave|circ|tilde|uml|ring|cedil|slash|lig|caron);)+"
+)
+_APOSTROPHE = r"(?:['\u2019\-]|&#[xX]27;|&#39;|&apos;|&#8217;|&rsquo;|\\u2019)"
+_WORD = re.compile(r"(?<!\\)" + _LETTERS + "(?:" + _APOSTROPHE + _LETTERS + ")*")
+_PLAIN_WORD = re.compile(r"[^\W\d_]+(?:['\-][^\W\d_]+)*")  # the same, for text with no escape in it (faster)
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_MAY_BE_ESCAPED = re.compile(r"[\\&\u2019]")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# Numbers as people format them: 1,209,934 and 1.209934e+06 (a float column pandas draws in
+# scientific notation).
+_GROUPED = re.compile(r"(?<![\d.])(?<!\d,)\d{1,3}(?:,\d{3})+(?:\.0+)?(?!\d|[.,]\d)")
+_SCIENTIFIC = re.compile(r"(?<![\d.])\d\.\d+[eE]\+\d{1,2}(?!\d|\.\d)")
+# A date as a time stamp (to_json, Arrow): seconds, milliseconds, microseconds or nanoseconds since 1970.
+# (A whole day in seconds ends in 00, so only numbers that do are read.)
+_STAMP = re.compile(r"(?<![\d.])\d{7,17}00(?![\d.]?\d)")
+_HAS_STAMP = re.compile(r"\d{9}")
+_SECONDS_A_DAY = 86_400
+_STAMP_UNITS = (1, 1_000, 1_000_000, 1_000_000_000)
+_EPOCH = dt.date(1970, 1, 1)
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 _MONTHS |= {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
 _MONTH = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
@@ -71,16 +99,38 @@ _DATES = re.compile(
     r"(?<!\d)(?:"
     r"(?P<iy>\d{4})[-/.](?P<im>\d{1,2})[-/.](?P<id>\d{1,2})"
     r"|(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})"
-    r"|(?P<nd>\d{1,2})(?:st|nd|rd|th)?\s+(?P<nm>" + _MONTH + r")\s+(?P<ny>\d{4})"
-    r"|(?P<mm>" + _MONTH + r")\s+(?P<md>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<my>\d{4})"
+    r"|(?P<nd>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s\-/.]*(?P<nm>" + _MONTH + r")[\s\-/.,]*(?P<ny>\d{4})"
+    r"|(?P<mm>" + _MONTH + r")[\s\-/.]*(?P<md>\d{1,2})(?:st|nd|rd|th)?,?[\s\-/.]+(?P<my>\d{4})"
     r"|date(?:time)?\((?P<py>\d{4}),\s*(?P<pm>\d{1,2}),\s*(?P<pd>\d{1,2})"
     r")(?!\d)",
     re.IGNORECASE,
 )
 
 
-_DAY_MONTH_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(" + _MONTH + r")\s+$", re.IGNORECASE)
-_MONTH_DAY_BEFORE = re.compile(r"(?<![A-Za-z])(" + _MONTH + r")\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+$", re.IGNORECASE)
+# 4 March 2012, 04-Mar-2012, 04MAR2012 (SAS); March 4, 2012, Mar-04-2012.
+_DAY_MONTH_BEFORE = re.compile(
+    r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s\-/.]*(" + _MONTH + r")[\s\-/.,]*$", re.IGNORECASE
+)
+_MONTH_DAY_BEFORE = re.compile(
+    r"(?<![A-Za-z])(" + _MONTH + r")[\s\-/.]*(\d{1,2})(?:st|nd|rd|th)?,?[\s\-/.]+$", re.IGNORECASE
+)
+
+
+def _encoded_names(names: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Each name as a number into the distinct names, as the scanner spells them (trimmed, lower
+    case, one kind of apostrophe); -1 where there is none. The spelling is worked out on the
+    distinct names Arrow's encoding gives, not once per student."""
+    encoded = pc.dictionary_encode(names)
+    spelled = pc.replace_substring(pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary)), "\u2019", "'")
+    distinct = pc.dictionary_encode(spelled)  # two spellings of one name become one number
+    vocabulary = distinct.dictionary
+    renumber = distinct.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = pc.index(vocabulary, "").as_py()
+    if empty >= 0:
+        renumber[renumber == empty] = -1
+    renumber = np.append(renumber, -1)  # for a missing name
+    indices = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return vocabulary, renumber[indices]
 
 
 def _name_pairs(firsts: pa.Array, lasts: pa.Array) -> tuple[dict[str, int], dict[str, int], np.ndarray]:
@@ -89,19 +139,20 @@ def _name_pairs(firsts: pa.Array, lasts: pa.Array) -> tuple[dict[str, int], dict
     Names are dictionary-encoded in Arrow, so a pair is two small integers; a name of several
     words ("mary jo", "de la cruz") is also paired word by word, so any word of each half finds it.
     """
-    first_codes, last_codes = pc.dictionary_encode(firsts), pc.dictionary_encode(lasts)
-    first_vocabulary = {name: number for number, name in enumerate(first_codes.dictionary.to_pylist())}
-    last_vocabulary = {name: number for number, name in enumerate(last_codes.dictionary.to_pylist())}
+    first_list, first_numbers = _encoded_names(firsts)
+    last_list, last_numbers = _encoded_names(lasts)
+    named = (first_numbers >= 0) & (last_numbers >= 0)
+    first_numbers, last_numbers = first_numbers[named], last_numbers[named]
+    first_vocabulary = {name: number for number, name in enumerate(first_list.to_pylist())}
+    last_vocabulary = {name: number for number, name in enumerate(last_list.to_pylist())}
     several_first, several_last = (
-        codes.dictionary.filter(pc.invert(pc.match_substring_regex(codes.dictionary, _PLAIN_NAME.pattern))).to_pylist()
-        for codes in (first_codes, last_codes)
+        names.filter(pc.invert(pc.match_substring_regex(names, _PLAIN_NAME.pattern))).to_pylist()
+        for names in (first_list, last_list)
     )
     for vocabulary, names in ((first_vocabulary, several_first), (last_vocabulary, several_last)):
         for word in _words(names):
             vocabulary.setdefault(word, len(vocabulary))
     span = len(last_vocabulary)
-    first_numbers = first_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    last_numbers = last_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     keys = [first_numbers * span + last_numbers]
     if several_first or several_last:
         odd_first = np.isin(first_numbers, [first_vocabulary[n] for n in several_first])
@@ -233,12 +284,10 @@ class StudentIndex:
         numeric = _sorted_unique(pc.cast(ids.filter(is_number), pa.int64()).to_numpy())
         others = ids.filter(pc.and_(pc.invert(is_number), pc.not_equal(ids, "")))
         text_ids = frozenset(others.to_pylist())
-        firsts = pc.utf8_lower(pc.utf8_trim_whitespace(_strings(first_names).fill_null("")))
-        lasts = pc.utf8_lower(pc.utf8_trim_whitespace(_strings(last_names).fill_null("")))
+        firsts, lasts = _strings(first_names), _strings(last_names)
         if len(firsts) != len(lasts):
             raise ValueError("first_names and last_names must be the same length")
-        named = pc.and_(pc.not_equal(firsts, ""), pc.not_equal(lasts, ""))
-        first_vocabulary, last_vocabulary, pairs = _name_pairs(firsts.filter(named), lasts.filter(named))
+        first_vocabulary, last_vocabulary, pairs = _name_pairs(firsts, lasts)
         return cls(
             numeric_ids=numeric,
             text_ids=text_ids,
@@ -297,6 +346,11 @@ class StudentIndex:
                     if eight.any():
                         born = _contains(self.birth_days, values) & eight & ~hits
                         found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m, hit in zip(matches, born) if hit]
+        found += [Found(start, end, STUDENT_ID) for start, end, number in _formatted_numbers(text)
+                  if number is not None and _contains(self.numeric_ids, np.array([number], dtype=np.int64))[0]]
+        if len(self.birth_days) and _HAS_STAMP.search(text):
+            found += [Found(start, end, DATE_OF_BIRTH) for start, end, day in _stamped_days(text)
+                      if _contains(self.birth_days, np.array([day], dtype=np.int64))[0]]
         if self._text_id_pattern is not None:
             found += [Found(m.start(), m.end(), STUDENT_ID) for m in self._text_id_pattern.finditer(text)]
         return _outside_addresses(text, found)
@@ -348,12 +402,18 @@ class StudentIndex:
         if not len(self.pairs):
             return []
         firsts, lasts = self.first_names, self.last_names
-        words = {word.lower() for word in _WORD.findall(text)}
+        escaped = _MAY_BE_ESCAPED.search(text) is not None
+        key, word_pattern = (_word_key, _WORD) if escaped else (str.lower, _PLAIN_WORD)
+        words = set(map(key, word_pattern.findall(text)))
         if not any(word in firsts for word in words) or not any(word in lasts for word in words):
             return []
         candidates: list[tuple[int, int, int, str, bool, bool]] = []  # (ordinal, start, end, word, first?, last?)
-        for ordinal, match in enumerate(_WORD.finditer(text)):
-            word = match.group(0).lower()
+        # Markup's tag names are not words a reader sees between two names (<first_name>Ana</first_name>
+        # <last_name>Lopez</last_name> of to_xml); blanked, with every position kept. (An HTML table
+        # pairs names by its rows instead.)
+        words_of = _TAG.sub(_blank, text) if "<" in text and "<tr" not in text else text
+        for ordinal, match in enumerate(word_pattern.finditer(words_of)):
+            word = key(match.group(0))
             is_first, is_last = word in firsts, word in lasts
             if is_first or is_last:
                 candidates.append((ordinal, match.start(), match.end(), word, is_first, is_last))
@@ -397,6 +457,40 @@ class StudentIndex:
         return _apply(text, found)
 
 
+def _formatted_numbers(text: str) -> list[tuple[int, int, int | None]]:
+    """Whole numbers of `MIN_INTEGER_DIGITS` digits or more written with separators or an exponent."""
+    found: list[tuple[int, int, int | None]] = []
+    if "," in text:
+        found += [(m.start(), m.end(), int(float(m.group(0).replace(",", "")))) for m in _GROUPED.finditer(text)]
+    if "e+" in text or "E+" in text:
+        for m in _SCIENTIFIC.finditer(text):
+            try:
+                value = Decimal(m.group(0))
+            except InvalidOperation:  # pragma: no cover - the pattern only matches numbers
+                continue
+            found.append((m.start(), m.end(), int(value) if value == value.to_integral_value() else None))
+    return [(start, end, number) for start, end, number in found
+            if number is None or number >= 10 ** (MIN_INTEGER_DIGITS - 1)]
+
+
+def _stamped_days(text: str) -> list[tuple[int, int, int]]:
+    """Time stamps that fall on midnight of a day, as yyyymmdd."""
+    matches = list(_STAMP.finditer(text))
+    if not matches:
+        return []
+    values = np.fromiter((int(m.group(0)) for m in matches), dtype=np.uint64, count=len(matches))
+    found: list[tuple[int, int, int]] = []
+    # Every unit's day is a multiple of a day in seconds: most numbers (state IDs) stop here.
+    for position in np.flatnonzero(values % _SECONDS_A_DAY == 0):
+        value, m = int(values[position]), matches[position]
+        for unit in _STAMP_UNITS:
+            step = _SECONDS_A_DAY * unit
+            if value % step == 0 and value // step < 2_932_000:  # within the calendar's years
+                day = _EPOCH + dt.timedelta(days=value // step)
+                found.append((m.start(), m.end(), day.year * 10_000 + day.month * 100 + day.day))
+    return found
+
+
 def _outside_addresses(text: str, found: list[Found]) -> list[Found]:
     """`found` without the numbers that are the tail of a hexadecimal literal such as 0x7f1234567890."""
     if not found or "0x" not in text and "0X" not in text:
@@ -426,8 +520,21 @@ def _words(names: pa.Array | list[str]) -> set[str]:
     plain = pc.match_substring_regex(names, _PLAIN_NAME.pattern)
     words: set[str] = set(names.filter(plain).to_pylist())
     for name in names.filter(pc.invert(plain)).to_pylist():
-        words.update(match.group(0).lower() for match in _WORD.finditer(name))
+        words.update(_word_key(match.group(0)) for match in _WORD.finditer(name))
     return words
+
+
+def _blank(match: re.Match) -> str:
+    return " " * (match.end() - match.start())
+
+
+def _word_key(word: str) -> str:
+    """A word as the vocabulary holds it: escapes decoded, one kind of apostrophe, lower case."""
+    if "\\" in word:
+        word = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), word)
+    if "&" in word:
+        word = html.unescape(word)
+    return word.replace("\u2019", "'").lower()
 
 
 def _record_numbers(text: str, positions: list[int]) -> list[int]:
@@ -480,8 +587,11 @@ class ShapeIndex:
         found: list[Found] = []
         if STUDENT_ID in kinds:
             found += _outside_addresses(text, [Found(m.start(), m.end(), STUDENT_ID) for m in self._SHAPES.finditer(text)])
+            found += [Found(start, end, STUDENT_ID) for start, end, number in _formatted_numbers(text)
+                      if number is not None and self._SHAPES.fullmatch(str(number))]
         if DATE_OF_BIRTH in kinds:
             found += [Found(m.start(), m.end(), DATE_OF_BIRTH) for m in _DATES.finditer(text)]
+            found += [Found(start, end, DATE_OF_BIRTH) for start, end, _ in _stamped_days(text)]
         return found
 
     def redact(self, text: str, allowed: Iterable[str] = ()) -> Redaction:
@@ -495,6 +605,32 @@ class ShapeIndex:
 
     def describe(self) -> str:
         return f"UNAVAILABLE ({self.problem})"
+
+
+def redact_together(index: Any, texts: list[str], allowed: Iterable[str] = (), counts: Counter | None = None) -> list[str]:
+    """`texts` (the fields of one record: a JSON object, a widget's state) scanned as one text.
+
+    A first name in one field and the last name in the next are a full name, as they are to a
+    reader. Each text is read on its own line, so fields stand as close as words on
+    neighbouring lines. Only names are looked for: an ID or a date is whole within one field, and
+    the caller has scanned each field on its own already.
+    """
+    if NAME in set(allowed) or len(texts) < 2:
+        return list(texts)
+    joined = "\n".join(texts)
+    found = index.find(joined, (NAME,)) if joined else []
+    if not found:
+        return list(texts)
+    result, start = [], 0
+    for text in texts:
+        end = start + len(text)
+        inside = [Found(f.start - start, f.end - start, f.kind) for f in found if start <= f.start and f.end <= end]
+        redaction = _apply(text, inside) if inside else Redaction(text)
+        if counts is not None:
+            counts.update(redaction.counts)
+        result.append(redaction.text)
+        start = end + 1
+    return result
 
 
 def redact_value(index: Any, value: Any, allowed: Iterable[str] = (), counts: Counter | None = None) -> Any:

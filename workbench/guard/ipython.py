@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
+from IPython.display import JSON
 
 from workbench.guard import channels, patches, settings, structured
 from workbench.guard.rendering import decide
@@ -55,6 +56,8 @@ def _printers() -> list[tuple[str, type, Any]]:
 
 
 BUNDLE = "mimebundle"
+# Python's own collections, drawn by IPython's pretty printer (which recurses into them).
+SEQUENCES = (list, tuple, dict, set, frozenset, *structured.DICT_VIEWS)
 
 
 WITHHELD = "workbench guard: this object is not shown because the guard could not check it ({})."
@@ -62,6 +65,8 @@ WITHHELD = "workbench guard: this object is not shown because the guard could no
 
 def _guarded_table(obj: Any) -> Any:
     """`obj` as a pandas table if the guard changes what it shows; None if it may show itself."""
+    if isinstance(obj, JSON):  # IPython.display.JSON(counts.to_dict())
+        obj = obj.data
     table = structured.as_table(obj)
     if table is None or decide(table).action == "show":
         return None
@@ -73,14 +78,41 @@ def _structured_bundle(obj: Any) -> dict | None:
     try:
         table = _guarded_table(obj)
     except Exception as exc:  # noqa: BLE001 - fail closed: show that it was withheld, not the object
-        return {"text/plain": WITHHELD.format(type(exc).__name__)}
-    if table is None:
-        return None
-    html = table._repr_html_() if isinstance(table, pd.DataFrame) else None
-    bundle = {"text/plain": repr(table)}  # the patched __repr__: banner and masked table
-    if html is not None:
-        bundle["text/html"] = html
+        bundle = {"text/plain": WITHHELD.format(type(exc).__name__)}
+    else:
+        if table is None:
+            return None
+        frame = table if isinstance(table, pd.DataFrame) else table.to_frame()
+        bundle = {"text/plain": repr(table), "text/html": frame._repr_html_()}  # patched: banner and masked table
+    _guarded_bundles[id(obj)] = dict(bundle)  # IPython adds the other formats to the dict it is given
     return bundle
+
+
+# Bundles the printer above made during the current `format` call, by the id of the object.
+_guarded_bundles: dict[int, dict] = {}
+_FORMAT_MARK = "__workbench_guard_format__"
+
+
+def _guard_format(original: Any) -> Any:
+    """`DisplayFormatter.format`, where a guarded object shows its guarded bundle and nothing else.
+
+    IPython asks every per-format printer after the bundle printer, and a printer the object
+    finds first wins: a named tuple's own ``__repr__`` before the guard's tuple printer, a JSON
+    object's ``_repr_json_``. So once the guard has masked an object, its bundle replaces
+    everything the formatters made of it.
+    """
+
+    def format(obj: Any, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        _guarded_bundles.clear()
+        data, metadata = original(obj, include=include, exclude=exclude)
+        bundle = _guarded_bundles.pop(id(obj), None)
+        if bundle is None and structured.is_record_object(obj):
+            bundle = _structured_bundle(obj)  # a dataclass has no class to register a printer for
+        _guarded_bundles.clear()
+        return (dict(bundle), {}) if bundle is not None else (data, metadata)
+
+    setattr(format, _FORMAT_MARK, original)
+    return format
 
 
 def _structured_types() -> list[type]:
@@ -89,12 +121,13 @@ def _structured_types() -> list[type]:
 
     import numpy as np
 
-    types: list[type] = [list, tuple, dict, np.ndarray, pd.Index]
+    types: list[type] = [*SEQUENCES, np.ndarray, pd.Index, pd.api.extensions.ExtensionArray, JSON]
     for module, names in (
-        ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray")),
+        ("pyarrow", ("Table", "RecordBatch", "Array", "ChunkedArray", "Scalar")),
         ("duckdb", ("DuckDBPyRelation",)),
         ("ibis.expr.types", ("Table", "Column", "Scalar")),
         ("polars", ("DataFrame", "Series", "LazyFrame")),
+        ("rich.table", ("Table",)),  # Ibis's preview()
     ):
         try:
             loaded = importlib.import_module(module)
@@ -105,7 +138,7 @@ def _structured_types() -> list[type]:
 
 
 def _sequence_printer(previous: Any) -> Any:
-    """text/plain for list, tuple and dict: IPython draws these with its own printer, after any
+    """text/plain for list, tuple, dict and set: IPython draws these with its own printer, after any
     bundle, so the guard takes that printer's place and hands back what it does not change."""
 
     def printer(obj: Any, p: Any, cycle: bool) -> None:
@@ -131,7 +164,7 @@ def _formatter(ip: Any, mime: str) -> Any:
 def _register_printers(ip: Any) -> None:
     printers = _printers() + [(BUNDLE, cls, _structured_bundle) for cls in _structured_types()]
     plain = ip.display_formatter.formatters["text/plain"]
-    for cls in (list, tuple, dict):
+    for cls in SEQUENCES:
         if ("text/plain", cls) not in _replaced_printers:
             printers.append(("text/plain", cls, _sequence_printer(plain.type_printers.get(cls))))
     for mime, cls, printer in printers:
@@ -185,6 +218,8 @@ def load_ipython_extension(ip: Any) -> None:
     settings.current_settings()  # reads the environment unless activate() already chose
     patches.install()
     _register_printers(ip)
+    if getattr(ip.display_formatter.format, _FORMAT_MARK, None) is None:
+        ip.display_formatter.format = _guard_format(ip.display_formatter.format)
     current_index()  # built now, not at the first output
     channels.install(ip)
     ip.register_magic_function(workbench_magic, magic_kind="line", magic_name=MAGIC_NAME)
@@ -192,6 +227,8 @@ def load_ipython_extension(ip: Any) -> None:
 
 def unload_ipython_extension(ip: Any) -> None:
     channels.uninstall(ip)
+    if getattr(ip.display_formatter.format, _FORMAT_MARK, None) is not None:
+        del ip.display_formatter.format
     _unregister_printers(ip)
     patches.uninstall()
     ip.magics_manager.magics["line"].pop(MAGIC_NAME, None)

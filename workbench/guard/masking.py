@@ -171,6 +171,7 @@ def _is_label_column(label: Any, label_columns: frozenset[str]) -> bool:
 
 
 _WHOLE_NUMBER_TEXT = r"\s*\+?\d+(?:\.0*)?\s*"
+_PERCENT_TEXT = r"\s*\+?\d+(?:\.\d+)?\s*%\s*"  # "5.8%": a percentage turned into text is still one
 
 
 def _text_cells(column: pd.Series) -> pd.Series | None:
@@ -215,6 +216,11 @@ def _numbers_in(column: pd.Series) -> np.ndarray:
         if looks_whole.any():
             parsed = pd.to_numeric(text[looks_whole].str.strip(), errors="coerce")
             result[looks_whole] = parsed.to_numpy(dtype="float64", na_value=np.nan)
+        if text.str.contains("%", regex=False).any():
+            percent = text.str.fullmatch(_PERCENT_TEXT).to_numpy(dtype=bool, na_value=False)
+            if percent.any():
+                parsed = pd.to_numeric(text[percent].str.replace("%", "").str.strip(), errors="coerce")
+                result[percent] = parsed.to_numpy(dtype="float64", na_value=np.nan)
     return result
 
 
