@@ -8,8 +8,9 @@ raise the byte limits, per machine, in the environment or in ``workbench.toml``:
     yaml_bytes = 1000000        # request files and policy packs (WORKBENCH_MAX_YAML_BYTES)
     id_file_bytes = 10000000    # cohort ID files: CSV, XLSX, TXT (WORKBENCH_MAX_ID_FILE_BYTES)
 
-The nesting depth of a YAML document and the length of text an error message repeats are fixed:
-no hand-written request needs more, and raising them only helps an attacker.
+The nesting depth of a YAML document, the length of each request field, the length of text an
+error message repeats and the number of problems it lists are fixed: no hand-written request
+needs more, and raising them only helps an attacker.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ DEFAULT_ID_FILE_BYTES = 10_000_000
 YAML_MAX_DEPTH = 40
 ECHO_CHARS = 60
 ECHO_ITEMS = 10
+# At most this many problems are listed for one file; the rest are counted.
+PROBLEMS_LISTED = 20
+# Longest text a request field may hold: a purpose or audience is a few sentences, a name or an
+# email one line, an ID or code a word. Longer text is a paste gone wrong (or an attempt to fill
+# the register and every message that repeats the field).
+TEXT_CHARS = 2_000
+NOTE_CHARS = 10_000
+NAME_CHARS = 200
+CODE_CHARS = 100
 
 _SETTINGS = {
     "yaml_bytes": ("WORKBENCH_MAX_YAML_BYTES", DEFAULT_YAML_BYTES),

@@ -142,7 +142,9 @@ class ReleaseStore:
     """The folder that holds every release, one subfolder per request id."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        # Absolute at once: a template runs in its own folder, and a relative staging path handed to
+        # it would put the release's tables there instead of in the release.
+        self.root = Path(root).absolute()
 
     def path_for(self, release_id: str) -> Path:
         return self.root / check_release_id(release_id)

@@ -1,0 +1,159 @@
+"""More hostile input through the real command line, the way an outside tester tries it.
+
+Each case is a file or option a careless or hostile sender could hand an analyst and that the
+first round of hardening did not cover: a cohort export with one enormous cell, a request with a
+NUL byte or a 100,000-digit number, fifty thousand unknown keys, free text pages long, a named
+pipe instead of a file, a relative release store, a policy threshold written as `true`. Every one
+must end with exit 2 (1 for the machine), a short message naming the field or file, no
+traceback, and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_input_mistakes_cli import (
+    AGGREGATE,
+    DEMO,
+    assert_nothing_written,
+    assert_refused,
+    fill,
+    place,  # noqa: F401  (the fixture)
+    run,
+    with_field,
+)
+
+ROSTER = DEMO.parent / "examples" / "partner_roster.csv"
+IDS = [line.split(",")[0] for line in ROSTER.read_text().splitlines()[1:]]
+
+
+def request_with_id_file(place: Path, name: str, content: bytes) -> Path:
+    (place / "in" / name).write_bytes(content)
+    request = place / "in" / "request.yml"
+    request.write_text(AGGREGATE.replace("  program: PRG-007", f"  student_ids: {name}"))
+    return request
+
+
+@pytest.mark.parametrize("cell", ["1" * 5_000_000, "y" * 200_000])
+def test_a_cohort_file_with_an_enormous_cell_is_exit_2_naming_the_file(place, cell):
+    content = ("student_id,notes\n" + "".join(f"{i},x\n" for i in IDS) + f'{IDS[0]},"{cell}"\n').encode()
+    request = request_with_id_file(place, "roster.csv", content)
+    result = fill(place, request)
+    assert_refused(result, 2, "cohort.student_ids", "roster.csv", "row 14")
+    assert cell[:100] not in result.stderr
+    assert_nothing_written(place)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("bom.csv", ("\ufeffstudent_id,program\r\n" + "".join(f"{i},P\r\n" for i in IDS)).encode()),
+    ("semicolons.csv", ("Student Number;Name\n" + "".join(f'"{i}";Name {n}\n' for n, i in enumerate(IDS))).encode()),
+    ("spaces.csv", ("student_id\n" + "".join(f'" {i} "\n' for i in IDS) + f"{IDS[0]}\n").encode()),
+])
+def test_cohort_exports_in_the_usual_shapes_select_the_listed_students(place, name, content):
+    request = request_with_id_file(place, name, content)
+    result = run("request", "check", str(request), "--policy", "dmps", "--as-of", "2026-06-01", "--no-ledger", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    decision = json.loads(result.stdout)
+    listed = {entry["student_id"] for entry in decision["students"]}
+    assert listed == set(IDS)
+    assert "Name" not in result.stdout
+
+
+def request_file(place: Path, text: str, name: str = "request.yml") -> Path:
+    path = place / "in" / name
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def test_a_request_with_a_nul_byte_is_exit_2_naming_the_file_and_line(place):
+    request = request_file(place, with_field(AGGREGATE, "purpose", "Evaluate\x00 the program"))
+    line = next(n for n, text in enumerate(AGGREGATE.splitlines(), 1) if text.startswith("purpose:"))
+    assert_refused(fill(place, request), 2, "request.yml", f"line {line}")
+    assert_nothing_written(place)
+
+
+def test_a_number_too_long_to_convert_is_exit_2(place):
+    request = request_file(place, AGGREGATE + "notes: " + "9" * 100_000 + "\n")
+    result = fill(place, request)
+    assert_refused(result, 2, "request.yml", "line 19")
+    assert len(result.stderr) < 2000
+    assert_nothing_written(place)
+
+
+def test_fifty_thousand_unknown_keys_give_a_short_message(place):
+    request = request_file(place, AGGREGATE + "".join(f"k{i}: 1\n" for i in range(50_000)))
+    result = fill(place, request)
+    assert_refused(result, 2, "request.yml", "k0: is not a known key", "more")
+    assert len(result.stderr) < 5000
+    assert_nothing_written(place)
+
+
+LONG_TEXT = {
+    "purpose": with_field(AGGREGATE, "purpose", "x" * 10_000),
+    "requester.email": AGGREGATE.replace("  name: Morgan Lee", "  name: Morgan Lee\n  email: " + "a" * 100_000),
+    "cohort.program": AGGREGATE.replace("  program: PRG-007", "  program: " + "P" * 100_000),
+}
+
+
+@pytest.mark.parametrize("field", sorted(LONG_TEXT))
+def test_pages_long_free_text_is_exit_2_naming_the_field(place, field):
+    body = LONG_TEXT[field]
+    result = fill(place, request_file(place, body))
+    assert_refused(result, 2, "request.yml", f"{field}:", "characters")
+    assert len(result.stderr) < 2000 and len(result.stdout) < 2000
+    assert_nothing_written(place)
+
+
+def test_a_named_pipe_instead_of_a_request_file_is_refused_at_once(place):
+    pipe = place / "in" / "request.yml"
+    os.mkfifo(pipe)
+    # If the command opened the pipe it would wait for a writer forever; this writer would then
+    # release it, so a hang shows as a timeout or as a request read from the pipe.
+    result = run("request", "check", str(pipe), "--policy", "dmps", timeout=60)
+    assert_refused(result, 2, "request.yml", "not a regular file")
+    pack = run("request", "check", str(DEMO / "media.yml"), "--policy", str(pipe), timeout=60)
+    assert_refused(pack, 2, "request")
+
+
+def test_a_named_pipe_as_cohort_file_is_refused(place):
+    pipe = place / "in" / "roster.csv"
+    os.mkfifo(pipe)
+    request = place / "in" / "request.yml"
+    request.write_text(AGGREGATE.replace("  program: PRG-007", "  student_ids: roster.csv"))
+    result = run("request", "check", str(request), "--policy", "dmps", timeout=60)
+    assert_refused(result, 2, "cohort.student_ids", "roster.csv")
+
+
+def test_a_policy_threshold_written_as_true_is_exit_2(place):
+    pack = place / "in" / "loose.yaml"
+    pack.write_text("name: loose\nextends: nces\nsmall_groups:\n  threshold: true\n"
+                    "  source: {external: a test}\n")
+    result = run("request", "check", str(DEMO / "media.yml"), "--policy", str(pack))
+    assert_refused(result, 2, "policy loose", "small_groups.threshold")
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_is_exit_2_naming_the_option(place, port):
+    result = run("serve", "--port", port, "--tokens", str(place / "tokens.json"), "--releases", str(place / "rel"))
+    assert_refused(result, 2, "--port")
+
+
+@pytest.mark.slow
+def test_a_relative_release_store_holds_every_file_of_the_release(tmp_path, demo_warehouse):
+    """`--releases out` is relative to where the command runs, not to the template's folder."""
+    from tests.test_input_mistakes_cli import ROOT
+
+    templates_before = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*"))
+    env = {"WORKBENCH_REGISTER": f"sqlite:///{tmp_path / 'register.sqlite'}"}
+    result = run("fill", str(DEMO / "partner_aggregate.yml"), "--as-of", "2026-06-01", "--releases", "out",
+                 "--warehouse", demo_warehouse, "-q", cwd=tmp_path, env_extra=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    release = tmp_path / "out" / "DEMO-PARTNER-AGG"
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert any(name.startswith("tables/") for name in manifest["files"]), sorted(manifest["files"])
+    assert sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*")) == templates_before
+
