@@ -274,6 +274,33 @@ def test_release_check_verifies_every_byte_against_the_manifest(letter_release, 
     no_traceback(broken)
 
 
+def test_release_check_verifies_every_byte_of_the_manifest_itself(letter_release, tmp_path, demo_warehouse):
+    """The manifest says who the release is for and what was decided: an edit there is tampering too."""
+    folder = fresh_copy(letter_release, tmp_path)
+    manifest = folder / "manifest.json"
+    original = manifest.read_text()
+    assert '"outcome": "redirect"' in original
+    edits = {
+        "a decision changed": original.replace('"outcome": "redirect"', '"outcome": "approve"', 1),
+        "one byte of layout": original.replace('{\n  "', '{\n   "', 1),
+        "its own digest removed": "\n".join(line for line in original.splitlines()
+                                            if '"manifest_digest"' not in line) + "\n",
+    }
+    for what, text in edits.items():
+        assert text != original, what
+        manifest.write_text(text)
+        result = check(folder, demo_warehouse)
+        assert result.returncode == 1, (what, result.stdout)
+        assert "manifest.json:" in result.stdout, (what, result.stdout)
+        no_traceback(result)
+        refill = run("fill", str(DEMO / "media.yml"), "--policy", "bps", "--as-of", AS_OF,
+                     "--releases", str(folder.parent), "--warehouse", demo_warehouse, "--no-register")
+        assert refill.returncode == 1 and "no longer matches its manifest" in refill.stderr, (what, refill.stderr)
+        assert manifest.read_text() == text  # the evidence is kept as found
+    manifest.write_text(original)
+    assert check(folder, demo_warehouse).returncode == 0
+
+
 def test_refilling_an_altered_release_is_refused_not_called_identical(letter_release, tmp_path, demo_warehouse):
     folder = fresh_copy(letter_release, tmp_path)
     (folder / "letter.md").write_text("Your request is approved; the data is attached.\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from html.parser import HTMLParser
 
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 from workbench.dashboard import content, filters
 from workbench.dashboard.filters import Filters
-from workbench.release.store import ReleaseStore
+from workbench.release.store import ReleaseStore, manifest_text
 from workbench.report.files import write_xlsx
 
 YEARS = ("2024-2025", "2025-2026")
@@ -85,7 +84,7 @@ def build_store(tmp_path) -> ReleaseStore:
                             "years": list(YEARS), "requester": {"organization": "Org", "partner_id": "P-04"}},
                 "decision": {"outcome": "approve", "level": "aggregate", "as_of": "2026-06-01"},
                 "policy": {"title": "Rules"}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "manifest.json").write_text(manifest_text(manifest))
     return store
 
 
