@@ -103,6 +103,29 @@ def test_sigterm_during_a_fill_removes_its_staging_folder_and_ends(tmp_path, dem
     assert not (releases / "DEMO-PARTNER-AGG").exists()
 
 
+TERM_DURING_A_QUERY = textwrap.dedent("""
+    import os, signal, sys, threading
+    import duckdb
+    from workbench.release.store import ReleaseStore
+
+    store = ReleaseStore(sys.argv[1])
+    with store.staging("REQ-1") as folder:
+        (folder / "report.ipynb").write_text("{}")
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        # A long warehouse query: DuckDB turns the signal's exception into its own RuntimeError.
+        duckdb.connect().execute("select count(*) from range(10000000000) a").fetchall()
+""")
+
+
+def test_sigterm_during_a_warehouse_query_ends_as_terminated_not_as_an_unexpected_error(tmp_path):
+    releases = tmp_path / "releases"
+    result = subprocess.run([sys.executable, "-c", TERM_DURING_A_QUERY, str(releases)], capture_output=True,
+                            text=True, env=ENV, timeout=120)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert staging_left(releases) == [] and list(releases.iterdir()) == []
+
+
 KILL_BEFORE_RENAME = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path

@@ -420,5 +420,7 @@ class _TerminateCleanly:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.active:
             signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
-        if self.pending and exc_type is None:
-            raise Terminated()
+        # SIGTERM wins over whatever it caused on the way out: DuckDB, for one, turns the exception
+        # raised in the middle of a query into its own "Query interrupted" RuntimeError.
+        if self.pending and not (exc_type is not None and issubclass(exc_type, Terminated)):
+            raise Terminated() from None
