@@ -157,3 +157,27 @@ def test_a_relative_release_store_holds_every_file_of_the_release(tmp_path, demo
     assert any(name.startswith("tables/") for name in manifest["files"]), sorted(manifest["files"])
     assert sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*")) == templates_before
 
+
+
+TOKEN_MISTAKES = {
+    "short token": (["add", "partner:P-04", "--token", "short"], "at least 16"),
+    "unicode token": (["add", "partner:P-04", "--token", "é" * 20], "token"),
+    "huge token": (["add", "partner:P-04", "--token", "a" * 100_000], "token"),
+    "token with a space": (["add", "partner:P-04", "--token", "a" * 10 + " " + "b" * 10], "token"),
+    "viewer path": (["add", "../../etc"], "viewer"),
+    "viewer unicode": (["add", "partner:Pé-04"], "viewer"),
+    "viewer long": (["add", "partner:" + "P" * 500], "viewer"),
+    "label pages long": (["add", "partner:P-04", "--label", "x" * 5000], "--label"),
+    "label with an escape": (["add", "partner:P-04", "--label", "a\x1b[2Jb"], "--label"),
+    "revoke a path": (["revoke", "../../etc"], "viewer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOKEN_MISTAKES))
+def test_a_token_command_mistake_is_exit_2_and_writes_no_tokens_file(place, case):
+    args, needle = TOKEN_MISTAKES[case]
+    tokens = place / "tokens.json"
+    result = run("serve", "tokens", *args, "--tokens", str(tokens))
+    assert_refused(result, 2, needle)
+    assert len(result.stderr) < 1000
+    assert not tokens.exists()
