@@ -181,3 +181,33 @@ def test_a_token_command_mistake_is_exit_2_and_writes_no_tokens_file(place, case
     assert_refused(result, 2, needle)
     assert len(result.stderr) < 1000
     assert not tokens.exists()
+
+
+def seven_way_table(path: Path) -> Path:
+    rows = "".join(f"{i % 3},{i % 5},{i % 7},{i % 2},{i % 11},{i % 13},{i % 4},{i % 20}\n" for i in range(3000))
+    path.write_text("a,b,c,d,e,f,g,n\n" + rows)
+    return path
+
+
+def test_a_table_too_large_to_protect_is_refused_at_once(place):
+    """Seven dimensions: nearly half a million cells with their totals, a search that would not end."""
+    table = seven_way_table(place / "in" / "seven.csv")
+    out = place / "out.csv"
+    result = run("protect", str(table), "--dims", "a,b,c,d,e,f,g", "--count", "n", "--policy", "nces",
+                 "--out", str(out), timeout=60)
+    assert_refused(result, 2, "seven.csv", "483,840 cells", "50,000")
+    assert not out.exists()
+    audit = run("audit", str(table), "--dims", "a,b,c,d,e,f,g", "--value", "n", timeout=60)
+    assert_refused(audit, 2, "seven.csv", "cells")
+
+
+def test_a_table_over_the_byte_limit_or_not_a_file_is_refused(place):
+    table = place / "in" / "counts.csv"
+    table.write_text("school,grade,n\nA,1,12\nA,2,30\nB,1,25\nB,2,40\n")
+    result = run("protect", str(table), "--dims", "school,grade", "--count", "n", "--policy", "nces",
+                 env_extra={"WORKBENCH_MAX_TABLE_BYTES": "20"})
+    assert_refused(result, 2, "counts.csv", "up to 20 bytes")
+    pipe = place / "in" / "pipe.csv"
+    os.mkfifo(pipe)
+    result = run("protect", str(pipe), "--dims", "school,grade", "--count", "n", "--policy", "nces", timeout=60)
+    assert_refused(result, 2, "pipe.csv", "not a regular file")
