@@ -211,3 +211,13 @@ def test_a_table_over_the_byte_limit_or_not_a_file_is_refused(place):
     os.mkfifo(pipe)
     result = run("protect", str(pipe), "--dims", "school,grade", "--count", "n", "--policy", "nces", timeout=60)
     assert_refused(result, 2, "pipe.csv", "not a regular file")
+
+
+@pytest.mark.parametrize("text", ['{"cells": 5}', '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [7]}',
+                                  "[1, 2]", '"a notebook"'])
+def test_a_json_file_that_is_not_a_notebook_is_exit_2_naming_it(place, text):
+    notebook = place / "in" / "report.ipynb"
+    notebook.write_text(text)
+    result = run("scan", str(notebook), "--check")
+    assert_refused(result, 2, "NOTEBOOK", "report.ipynb", "not a notebook")
+    assert notebook.read_text() == text
