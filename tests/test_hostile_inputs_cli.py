@@ -221,3 +221,11 @@ def test_a_json_file_that_is_not_a_notebook_is_exit_2_naming_it(place, text):
     result = run("scan", str(notebook), "--check")
     assert_refused(result, 2, "NOTEBOOK", "report.ipynb", "not a notebook")
     assert notebook.read_text() == text
+
+
+@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--students", "99999999999999")])
+def test_a_synthetic_district_option_out_of_range_is_exit_2(place, option, value):
+    out = place / "district.duckdb"
+    result = run("data", "generate", "--quiet", "--out", str(out), option, value, timeout=60)
+    assert_refused(result, 2, option)
+    assert not out.exists()
