@@ -2,7 +2,7 @@
 
 A request or policy file is a few kilobytes and an ID file a few hundred; anything far larger is
 a mistake (the wrong file) or an attack, and is refused before it is read. An administrator can
-raise the byte limits, per machine, in the environment or in ``workbench.toml``:
+raise these limits, per machine, in the environment or in ``workbench.toml``:
 
     [limits]
     yaml_bytes = 1000000        # request files and policy packs (WORKBENCH_MAX_YAML_BYTES)
