@@ -229,3 +229,26 @@ def test_a_synthetic_district_option_out_of_range_is_exit_2(place, option, value
     result = run("data", "generate", "--quiet", "--out", str(out), option, value, timeout=60)
     assert_refused(result, 2, option)
     assert not out.exists()
+
+
+REGISTER_TEXT_MISTAKES = {
+    "--by with a terminal escape": (["--by", "analyst\x1b[2J"], "--by"),
+    "--by pages long": (["--by", "b" * 5000], "--by"),
+    "--note pages long": (["--note", "n" * 100_000], "--note"),
+    "--note with a NUL-like control": (["--note", "a\x07b"], "--note"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REGISTER_TEXT_MISTAKES))
+def test_register_text_that_a_terminal_or_the_register_cannot_hold_is_exit_2(place, case):
+    extra, needle = REGISTER_TEXT_MISTAKES[case]
+    database = place / "register.sqlite"
+    result = run("request", "register", str(DEMO / "media.yml"), "--register", f"sqlite:///{database}", *extra)
+    assert_refused(result, 2, needle)
+    assert not database.exists()
+    assert run("request", "register", str(DEMO / "media.yml"), "--register", f"sqlite:///{database}").returncode == 0
+    status = run("request", "status", "DEMO-MEDIA", "clarifying", "--register", f"sqlite:///{database}", *extra)
+    assert_refused(status, 2, needle)
+    shown = run("request", "show", "DEMO-MEDIA", "--json", "--register", f"sqlite:///{database}")
+    assert [event["status"] for event in json.loads(shown.stdout)["history"]] == ["received"]
+    database.unlink()
