@@ -252,3 +252,20 @@ def test_register_text_that_a_terminal_or_the_register_cannot_hold_is_exit_2(pla
     shown = run("request", "show", "DEMO-MEDIA", "--json", "--register", f"sqlite:///{database}")
     assert [event["status"] for event in json.loads(shown.stdout)["history"]] == ["received"]
     database.unlink()
+
+
+def test_a_request_cannot_choose_a_policy_file_of_its_own(place):
+    """A request names the district's pack it is decided under (`policy: dmps`); a path would let
+    whoever wrote the request bring their own rules, here a threshold of 1."""
+    lenient = place / "in" / "lenient.yaml"
+    lenient.write_text("name: lenient\ntitle: Lenient\nextends: nces\nsmall_groups:\n  threshold: 1\n  comparison: '<'\n"
+                       "  numerator_threshold: 1\n  source: {external: the requester}\n")
+    for value in (str(lenient), "../in/lenient.yaml", "lenient.yaml"):
+        request = request_file(place, with_field(AGGREGATE, "policy", f'"{value}"'))
+        result = run("request", "check", str(request), "--no-ledger")
+        assert_refused(result, 2, "request.yml", "policy:")
+        assert "lenient" not in result.stdout
+    # The analyst may still choose a pack file on the command line.
+    chosen = run("request", "check", str(DEMO / "partner_aggregate.yml"), "--policy", str(lenient), "--no-ledger",
+                 "--as-of", "2026-06-01")
+    assert chosen.returncode == 0 and "under policy lenient" in chosen.stdout, chosen.stderr[-1000:]

@@ -59,6 +59,7 @@ DISTRICT_ID = re.compile(rf"^\d{{{DISTRICT_ID_WIDTH}}}$")
 STATE_ID = re.compile(rf"^[1-9]\d{{{STATE_ID_WIDTH - 1}}}$")
 SCHOOL_YEAR = re.compile(r"^(\d{4})-(\d{4})$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 # A request is received on a real day: not before this year, and not more than a year from today.
 EARLIEST_RECEIVED_YEAR = 1970
@@ -200,9 +201,11 @@ class DataRequest(_Strict):
     priority: tuple[StudentField, ...] = ()
     exception: ExceptionKind | None = None
     notes: str | None = Field(default=None, max_length=NOTE_CHARS)
-    # The policy pack the request is decided under (a name in data/policies or a path), written
-    # by the intake form; None: the district's configured policy (workbench.settings).
-    policy: str | None = Field(default=None, max_length=NAME_CHARS)
+    # The policy pack the request is decided under, by name (a pack in the district's policy
+    # folder), written by the intake form; None: the district's configured policy
+    # (workbench.settings). Never a path: whoever writes a request must not bring their own rules;
+    # an analyst who needs a pack file gives it with --policy.
+    policy: str | None = None
 
     _path: Path | None = PrivateAttr(default=None)
 
@@ -212,6 +215,14 @@ class DataRequest(_Strict):
         problem = request_id_problem(value)
         if problem:
             raise ValueError(f"{excerpt(value)} cannot be used: {problem}")
+        return value
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _pack_name(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, str) and POLICY_NAME.fullmatch(value)):
+            raise ValueError(f"{excerpt(value)} is not a policy pack name (such as dmps); a request names one of "
+                             "the district's packs, never a file (an analyst can give a pack file with --policy)")
         return value
 
     @field_validator("received", mode="before")

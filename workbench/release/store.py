@@ -104,8 +104,8 @@ def manifest_problems(folder: Path) -> list[str]:
 
     A changed value no longer matches the manifest's digest of itself; a changed space or line
     break no longer matches the layout the store writes. Either is an edit after release. (The
-    digest finds damage and edits; someone who also recomputes it is found by the register's
-    record of the release, not here.)
+    digest finds damage and edits; someone who also recomputes it is not found here: only the
+    files have an outside record, the ledger's content digest in the register.)
     """
     path = folder / MANIFEST
     try:
