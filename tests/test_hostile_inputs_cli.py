@@ -269,3 +269,11 @@ def test_a_request_cannot_choose_a_policy_file_of_its_own(place):
     chosen = run("request", "check", str(DEMO / "partner_aggregate.yml"), "--policy", str(lenient), "--no-ledger",
                  "--as-of", "2026-06-01")
     assert chosen.returncode == 0 and "under policy lenient" in chosen.stdout, chosen.stderr[-1000:]
+
+
+def test_a_named_pipe_as_tokens_file_is_refused_at_once(place):
+    pipe = place / "tokens.json"
+    os.mkfifo(pipe)
+    for args in (["tokens", "list"], ["tokens", "add", "partner:P-04"]):
+        result = run("serve", *args, "--tokens", str(pipe), timeout=60)
+        assert_refused(result, 2, "tokens.json", "not a regular file")

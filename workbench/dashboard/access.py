@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -174,10 +175,13 @@ class TokenBook:
     def reload(self) -> None:
         """Re-read the file when it changed (so revoking a token takes effect without a restart)."""
         try:
-            mtime = self.path.stat().st_mtime
+            status = self.path.stat()
         except FileNotFoundError:
             self._entries, self._mtime = {}, None
             return
+        if not stat.S_ISREG(status.st_mode):  # a pipe would block the server's every request
+            raise AccessError(f"{self.path} is not a regular file (a pipe, device or folder)")
+        mtime = status.st_mtime
         if mtime == self._mtime:
             return
         try:
