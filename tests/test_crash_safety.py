@@ -103,6 +103,29 @@ def test_sigterm_during_a_fill_removes_its_staging_folder_and_ends(tmp_path, dem
     assert not (releases / "DEMO-PARTNER-AGG").exists()
 
 
+TERM_DURING_A_QUERY = textwrap.dedent("""
+    import os, signal, sys, threading
+    import duckdb
+    from workbench.release.store import ReleaseStore
+
+    store = ReleaseStore(sys.argv[1])
+    with store.staging("REQ-1") as folder:
+        (folder / "report.ipynb").write_text("{}")
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        # A long warehouse query: DuckDB turns the signal's exception into its own RuntimeError.
+        duckdb.connect().execute("select count(*) from range(10000000000) a").fetchall()
+""")
+
+
+def test_sigterm_during_a_warehouse_query_ends_as_terminated_not_as_an_unexpected_error(tmp_path):
+    releases = tmp_path / "releases"
+    result = subprocess.run([sys.executable, "-c", TERM_DURING_A_QUERY, str(releases)], capture_output=True,
+                            text=True, env=ENV, timeout=120)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert staging_left(releases) == [] and list(releases.iterdir()) == []
+
+
 KILL_BEFORE_RENAME = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
@@ -272,6 +295,33 @@ def test_release_check_verifies_every_byte_against_the_manifest(letter_release, 
     broken = check(folder, demo_warehouse)
     assert broken.returncode == 1 and "not valid JSON" in broken.stderr
     no_traceback(broken)
+
+
+def test_release_check_verifies_every_byte_of_the_manifest_itself(letter_release, tmp_path, demo_warehouse):
+    """The manifest says who the release is for and what was decided: an edit there is tampering too."""
+    folder = fresh_copy(letter_release, tmp_path)
+    manifest = folder / "manifest.json"
+    original = manifest.read_text()
+    assert '"outcome": "redirect"' in original
+    edits = {
+        "a decision changed": original.replace('"outcome": "redirect"', '"outcome": "approve"', 1),
+        "one byte of layout": original.replace('{\n  "', '{\n   "', 1),
+        "its own digest removed": "\n".join(line for line in original.splitlines()
+                                            if '"manifest_digest"' not in line) + "\n",
+    }
+    for what, text in edits.items():
+        assert text != original, what
+        manifest.write_text(text)
+        result = check(folder, demo_warehouse)
+        assert result.returncode == 1, (what, result.stdout)
+        assert "manifest.json:" in result.stdout, (what, result.stdout)
+        no_traceback(result)
+        refill = run("fill", str(DEMO / "media.yml"), "--policy", "bps", "--as-of", AS_OF,
+                     "--releases", str(folder.parent), "--warehouse", demo_warehouse, "--no-register")
+        assert refill.returncode == 1 and "no longer matches its manifest" in refill.stderr, (what, refill.stderr)
+        assert manifest.read_text() == text  # the evidence is kept as found
+    manifest.write_text(original)
+    assert check(folder, demo_warehouse).returncode == 0
 
 
 def test_refilling_an_altered_release_is_refused_not_called_identical(letter_release, tmp_path, demo_warehouse):

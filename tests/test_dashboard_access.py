@@ -79,6 +79,16 @@ def test_a_release_whose_files_changed_is_not_shown(store):
     assert not access.can_open(store, "partner:P-04", "AGG-P04")
 
 
+def test_a_release_whose_manifest_was_edited_to_name_another_viewer_is_not_shown(store):
+    manifest = store.path_for("AGG-P02") / "manifest.json"
+    manifest.chmod(0o644)
+    manifest.write_text(manifest.read_text().replace('"P-02"', '"P-04"'))
+    assert "P-04" in store.manifest("AGG-P02")["request"]["requester"]["partner_id"]
+    assert not access.can_open(store, "partner:P-04", "AGG-P02")
+    assert not access.can_open(store, "partner:P-02", "AGG-P02")
+    assert store.verify("AGG-P02") == ["manifest.json"]
+
+
 def test_downloads_are_only_released_tables_of_the_viewers_release(store):
     path = access.downloadable_file(store, "partner:P-04", "AGG-P04", "tables/by_grade.csv")
     assert path == store.path_for("AGG-P04") / "tables" / "by_grade.csv"

@@ -568,3 +568,35 @@ def test_token_guessing_is_rate_limited(strict):
         time.sleep(0.5)
     assert strict.request("GET", f"/?token={P04}")[0] == 302
     assert P04 not in strict.log.read_text()
+
+
+def test_hostile_requests_get_a_4xx_without_a_traceback_and_the_server_keeps_serving(static):
+    """Methods nobody uses, traversal, a real token with one byte that is not UTF-8, huge and
+    unicode tokens: each gets a 4xx (or a redirect to sign in), the log never shows the token or
+    an exception, and other viewers are still served."""
+    before = static.log.read_text()
+    viewer = Viewer(static, P04)
+    probes = [("TRACE", "/"), ("FOO", "/"), ("HEAD", "/"), ("GET", "/release/../../etc/passwd"),
+              ("GET", "/%2e%2e/%2e%2e/etc/passwd"), ("GET", "/workbench/download/AGG-P04/tables%2f..%2fmanifest.json"),
+              ("GET", "/workbench/download/..%2F..%2Fetc/tables/passwd")]
+    for method, path in probes:
+        cookie = "; ".join(f"{k}={v}" for k, v in viewer.cookies.items())
+        status, _, body = static.request(method, path, {"Cookie": cookie})
+        assert (status == 200 and method == "HEAD" and body == "") or 400 <= status < 500, (method, path, status)
+        assert "Traceback" not in body and "root:" not in body
+    for path in [f"/?token={P04}%FF", f"/?token={P04}%C3", "/?token=" + "A" * 4000, "/?token=%E2%9C%93t%C3%B6ken"]:
+        status, headers, body = static.request("GET", path)
+        assert status in (302, 400, 401, 403), (path[:40], status)
+        assert status != 302 or headers["location"][0].startswith("/login")
+    _, headers, form = static.request("GET", "/login")
+    xsrf_cookie = next(c.split(";")[0] for c in headers["set-cookie"] if c.startswith("_xsrf="))
+    xsrf_field = re.search(r'name="_xsrf" value="([^"]+)"', form).group(1)
+    status, _, body = static.request("POST", "/login", {"Content-Type": "application/x-www-form-urlencoded",
+                                                        "Cookie": xsrf_cookie},
+                                     f"_xsrf={xsrf_field}&password={P04}%FF")
+    assert 400 <= status < 500 and "Traceback" not in body
+    assert Viewer(static, P02).get("/")[0] == 200
+    time.sleep(0.3)
+    log = static.log.read_text()[len(before):]
+    assert P04 not in log and P04.encode().hex() not in log
+    assert "Traceback" not in log and "Uncaught exception" not in log

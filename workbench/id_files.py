@@ -157,13 +157,19 @@ def _decode(data: bytes, name: str) -> str:
         raise IdFileError(f"{name}: line {line} is not UTF-8 text; export the file as UTF-8 CSV") from None
 
 
-def _csv_rows(text: str) -> list[list[str]]:
+def _csv_rows(text: str, name: str) -> list[list[str]]:
     sample = text[:8192]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=_CSV_DELIMITERS)
     except csv.Error:  # one column, or nothing to go on: plain commas
         dialect = csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        return list(reader)
+    except csv.Error:
+        # A cell over the csv module's field limit (128 KB), or a NUL byte: no roster has either.
+        raise IdFileError(f"{name}: row {reader.line_num} cannot be read as CSV (a cell is far too long or holds "
+                          "a NUL byte; not shown)") from None
 
 
 def _excel_rows(path: Path, name: str) -> list[list[object]]:
@@ -188,5 +194,5 @@ def read_id_file(path: str | Path, name: str | None = None) -> tuple[list[str], 
     if suffix == ".txt":
         return _ids_from_text(_decode(data, name), name), "auto"
     if suffix == ".csv":
-        return ids_from_rows(_csv_rows(_decode(data, name)), name)
+        return ids_from_rows(_csv_rows(_decode(data, name), name), name)
     return ids_from_rows(_excel_rows(path, name), name)

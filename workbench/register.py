@@ -175,6 +175,24 @@ def default_analyst() -> str:
         return os.environ.get("USER") or "unknown"
 
 
+BY_CHARS = 100  # the register's `by` columns
+
+
+def check_event_text(by: str | None = None, note: str | None = None) -> None:
+    """Refuse who-and-why text the register or a terminal showing it cannot hold: over-long text,
+    or control characters (an escape sequence in `--by` would rewrite the screen of whoever lists
+    the history). Newlines and tabs are fine in a note."""
+    from workbench.limits import NOTE_CHARS
+
+    if by is not None and not (0 < len(by) <= BY_CHARS and by.isprintable()):
+        raise RegisterError(f"--by: the analyst is one line of 1 to {BY_CHARS} printable characters")
+    if note is not None:
+        if len(note) > NOTE_CHARS:
+            raise RegisterError(f"--note: a note is at most {NOTE_CHARS:,} characters (this one has {len(note):,})")
+        if not note.replace("\n", " ").replace("\t", " ").isprintable():
+            raise RegisterError("--note: a note may not hold control characters (other than line breaks and tabs)")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -244,6 +262,7 @@ class RequestRegister:
         problem = request_id_problem(request.id)
         if problem:
             raise RegisterError(f"request id {str(request.id)[:60]!r} cannot be registered: {problem}")
+        check_event_text(by, note)
         by = by or default_analyst()
         at = _now()
         row = {
@@ -272,6 +291,7 @@ class RequestRegister:
 
     def record_decision(self, decision, by: str | None = None) -> int:
         """Store a decision for a registered request; earlier decisions are kept."""
+        check_event_text(by)
         by = by or default_analyst()
         with _database(self.url), self.engine.begin() as connection:
             self._require(connection, decision.request_id)
@@ -285,6 +305,7 @@ class RequestRegister:
         """Append a status change, if the workflow allows it from the current status."""
         if status not in STATUSES:
             raise RegisterError(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+        check_event_text(by, note)
         by = by or default_analyst()
         at = _now()
         with _database(self.url), self.engine.begin() as connection:

@@ -26,7 +26,7 @@ import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -34,7 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from workbench import safe_yaml
 from workbench.cohort import DISTRICT_ID_WIDTH, STATE_ID_WIDTH
 from workbench.id_files import ID_FILE_SUFFIXES, IdFileError, read_id_file
-from workbench.limits import excerpt, excerpt_list, yaml_bytes
+from workbench.limits import (
+    CODE_CHARS,
+    NAME_CHARS,
+    NOTE_CHARS,
+    PROBLEMS_LISTED,
+    TEXT_CHARS,
+    excerpt,
+    excerpt_list,
+    yaml_bytes,
+)
 from workbench.policy.validation import describe_validation_error
 from workbench.request_ids import request_id_problem
 from workbench.policy.vocabulary import (
@@ -50,6 +59,7 @@ DISTRICT_ID = re.compile(rf"^\d{{{DISTRICT_ID_WIDTH}}}$")
 STATE_ID = re.compile(rf"^[1-9]\d{{{STATE_ID_WIDTH - 1}}}$")
 SCHOOL_YEAR = re.compile(r"^(\d{4})-(\d{4})$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 # A request is received on a real day: not before this year, and not more than a year from today.
 EARLIEST_RECEIVED_YEAR = 1970
@@ -62,7 +72,10 @@ class RequestError(InputError):
         self.problems = list(problems)
         self.where = where
         heading = f"request {where} is not valid" if where else "the request is not valid"
-        super().__init__(heading + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+        listed = [f"  - {p}" for p in self.problems[:PROBLEMS_LISTED]]
+        if len(self.problems) > PROBLEMS_LISTED:
+            listed.append(f"  ... and {len(self.problems) - PROBLEMS_LISTED:,} more problems")
+        super().__init__(heading + ":\n" + "\n".join(listed))
 
 
 class _Strict(BaseModel):
@@ -96,16 +109,20 @@ def _check_written_ids(values: tuple[str, ...], where: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in values)
 
 
+_Name = Annotated[str, Field(max_length=NAME_CHARS)]
+_Code = Annotated[str, Field(max_length=CODE_CHARS)]
+
+
 class Requester(_Strict):
-    name: str = Field(min_length=1)
-    organization: str | None = None
-    email: str | None = None
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
+    organization: _Name | None = None
+    email: _Name | None = None
     role: Role
-    partner_id: str | None = None
-    nda_id: str | None = None
-    research_approval_id: str | None = None
-    staff_school_id: str | None = None
-    staff_id: str | None = None
+    partner_id: _Code | None = None
+    nda_id: _Code | None = None
+    research_approval_id: _Code | None = None
+    staff_school_id: _Code | None = None
+    staff_id: _Code | None = None
     # Parents: the district IDs of their own children.
     student_ids: tuple[str, ...] = ()
 
@@ -131,8 +148,8 @@ class CohortSpec(_Strict):
     student_ids: tuple[str, ...] | None = None
     student_ids_file: str | None = None  # set when the IDs were read from a file
     id_kind: Literal["auto", "district", "state"] = "auto"
-    program: str | None = None
-    school: str | None = None
+    program: _Code | None = None
+    school: _Code | None = None
     grades: tuple[int, ...] | None = None
 
     @field_validator("grades")
@@ -169,8 +186,8 @@ class DataRequest(_Strict):
     id: str = Field(min_length=1)
     received: date
     requester: Requester
-    purpose: str = Field(min_length=1)
-    audience: str = Field(min_length=1)
+    purpose: str = Field(min_length=1, max_length=TEXT_CHARS)
+    audience: str = Field(min_length=1, max_length=TEXT_CHARS)
     level: Level
     years: tuple[str, ...]
     cohort: CohortSpec | None = None  # None: the whole district
@@ -183,9 +200,11 @@ class DataRequest(_Strict):
     # value must be withheld, the disclosure step gives up the fields not named here first.
     priority: tuple[StudentField, ...] = ()
     exception: ExceptionKind | None = None
-    notes: str | None = None
-    # The policy pack the request is decided under (a name in data/policies or a path), written
-    # by the intake form; None: the district's configured policy (workbench.settings).
+    notes: str | None = Field(default=None, max_length=NOTE_CHARS)
+    # The policy pack the request is decided under, by name (a pack in the district's policy
+    # folder), written by the intake form; None: the district's configured policy
+    # (workbench.settings). Never a path: whoever writes a request must not bring their own rules;
+    # an analyst who needs a pack file gives it with --policy.
     policy: str | None = None
 
     _path: Path | None = PrivateAttr(default=None)
@@ -196,6 +215,14 @@ class DataRequest(_Strict):
         problem = request_id_problem(value)
         if problem:
             raise ValueError(f"{excerpt(value)} cannot be used: {problem}")
+        return value
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _pack_name(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, str) and POLICY_NAME.fullmatch(value)):
+            raise ValueError(f"{excerpt(value)} is not a policy pack name (such as dmps); a request names one of "
+                             "the district's packs, never a file (an analyst can give a pack file with --policy)")
         return value
 
     @field_validator("received", mode="before")
@@ -340,8 +367,17 @@ def _number_problems(root: yaml.Node, loader: yaml.SafeLoader) -> list[str]:
     return problems
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{at}not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})"
+
+
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
-    loader = safe_yaml.loader(text, dates_as_text=True)
+    try:
+        loader = safe_yaml.loader(text, dates_as_text=True)
+    except yaml.YAMLError as exc:
+        raise RequestError([_yaml_problem(exc)], where) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -351,9 +387,7 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
             raise RequestError(problems, where)
         data = loader.construct_document(root)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise RequestError([f"{at}not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})"], where) from None
+        raise RequestError([_yaml_problem(exc)], where) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

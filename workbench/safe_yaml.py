@@ -7,9 +7,11 @@ PyYAML's safe loader still accepts things no request or policy needs and an atta
 * tags other than the core ones (``!!python/name``, ``!custom``, ``!!binary``): a request is plain
   text, numbers, lists and mappings;
 * duplicate keys: the last one silently wins, so a reviewer reading the first sees another request;
-* deep nesting: ``[[[[...]]]]`` ends in a RecursionError instead of a message.
+* deep nesting: ``[[[[...]]]]`` ends in a RecursionError instead of a message;
+* control characters (a NUL byte) and numbers thousands of digits long, which PyYAML and Python
+  refuse with errors of their own instead of a marked YAML error.
 
-`load` refuses all four with a `yaml.MarkedYAMLError` that points at the line, before any object
+`load` refuses all of these with a `yaml.MarkedYAMLError` that points at the line, before any object
 is built, so callers report them like any other YAML mistake. `read_text` reads a file only if it
 is under a size limit and is UTF-8, with an error naming the file otherwise. `dump` writes YAML
 without anchors, so what the workbench writes it can read back.
@@ -17,6 +19,7 @@ without anchors, so what the workbench writes it can read back.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,11 @@ class FileReadError(InputError):
 def read_text(path: Path, limit: int, what: str) -> str:
     """The text of `path`, refused at once (without reading) when it is larger than `limit` bytes."""
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # A named pipe or a device would block or never end; a request is a file on disk.
+            raise FileReadError(f"{what} {path}: not a regular file (a pipe, device or folder)")
+        size = status.st_size
         if size > limit:
             raise FileReadError(f"{what} {path} is {size:,} bytes; the limit is {limit:,} "
                                 "(see docs/releases.md, Limits)")
@@ -79,6 +86,13 @@ class _Loader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError:
+            # int() of more than 4,300 digits: Python's guard against slow conversions.
+            raise ConstructorError(None, None, "a number too long to read", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen: set = set()
@@ -121,8 +135,20 @@ _TextDateLoader.yaml_implicit_resolvers = {
 
 
 def loader(text: str, *, dates_as_text: bool = False) -> _Loader:
-    """A loader over `text` (to inspect nodes before building objects); call `.dispose()` after."""
-    return (_TextDateLoader if dates_as_text else _Loader)(text)
+    """A loader over `text` (to inspect nodes before building objects); call `.dispose()` after.
+
+    Text YAML cannot hold (a NUL byte, other control characters) raises a `yaml.MarkedYAMLError`
+    naming the line, like every other YAML mistake.
+    """
+    try:
+        return (_TextDateLoader if dates_as_text else _Loader)(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position)
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1)
+        mark = yaml.Mark("<text>", exc.position, line, column, None, None)
+        code = f"{exc.character:#04x}" if isinstance(exc.character, int) else repr(exc.character)
+        problem = f"a control character ({code}) is not allowed"
+        raise yaml.MarkedYAMLError(problem=problem, problem_mark=mark) from None
 
 
 class _Dumper(yaml.SafeDumper):

@@ -17,11 +17,12 @@ def data_group() -> None:
 
 
 @data_group.command("generate")
-@click.option("--students", default=25_000, show_default=True, type=click.IntRange(min=200),
+@click.option("--students", default=25_000, show_default=True, type=click.IntRange(200, 10_000_000),
               help="Students enrolled per school year.")
 @click.option("--years", default="2023-2024,2024-2025,2025-2026", show_default=True,
               help="Consecutive school years, comma-separated.")
-@click.option("--seed", default=20261122, show_default=True, type=int, help="Random seed; same seed, same district.")
+@click.option("--seed", default=20261122, show_default=True, type=click.IntRange(0, 2**63 - 1),
+              help="Random seed; same seed, same district.")
 @click.option("--out", default=None,
               help="Where to write: a DuckDB file (replaced atomically; default "
                    f"{DEFAULT_WAREHOUSE_PATH}), a folder with --format parquet, or a postgresql:// URL "

@@ -26,8 +26,23 @@ if TYPE_CHECKING:
 
 
 def _read_csv(path: Path) -> "pd.DataFrame":
+    import stat
+
     import pandas as pd
 
+    from workbench.limits import table_bytes
+
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise InputError(f"{path} is a folder, not a CSV file")
+    if not stat.S_ISREG(status.st_mode):  # a pipe or a device would block or never end
+        raise InputError(f"{path} is not a regular file (a pipe or a device)")
+    if status.st_size > table_bytes():
+        raise InputError(f"{path} is {status.st_size:,} bytes; tables are read up to {table_bytes():,} bytes "
+                         "(see docs/releases.md, Limits)")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -39,6 +54,21 @@ def _read_csv(path: Path) -> "pd.DataFrame":
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         # pandas names the line and the field count; the first line of its message quotes no cells.
         raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _check_size(frame, dims: list[str], path: Path, *, has_totals: bool = False) -> None:
+    """Refuse a table whose cells with every margin are more than the limit, before working on it.
+    A published table (`has_totals`) already lists its totals among each dimension's categories."""
+    from math import prod
+
+    from workbench.limits import table_cells
+
+    present = [dim for dim in dims if dim in frame.columns]  # a missing column is reported later, by name
+    cells = prod(frame[dim].nunique() + (0 if has_totals else 1) for dim in present)
+    if cells > table_cells():
+        sizes = " x ".join(f"{dim} {frame[dim].nunique()}" for dim in present)
+        raise InputError(f"{path}: {sizes} categories make {cells:,} cells with their totals; tables are protected "
+                         f"up to {table_cells():,} cells (see docs/releases.md, Limits)")
 
 
 def _split(value: str | None) -> list[str]:
@@ -117,6 +147,7 @@ def protect_command(
     pack = load_policy(policy)
     available = _chosen_bands(pack, dim_list, chosen)
     frame = _read_csv(input_csv)
+    _check_size(frame, dim_list, input_csv)
     rule = pack.small_group_rule()
     table = CountTable.from_frame(frame, dim_list, count_col)
     original = protect_tables(table, rule=rule, intervals=intervals)
@@ -167,6 +198,7 @@ def audit_command(published_csv: Path, dims: str, value_col: str) -> None:
     if not dim_list:
         raise InputError("--dims names no column")
     frame = _read_csv(published_csv)
+    _check_size(frame, dim_list, published_csv, has_totals=True)
     checked = audit_published_table(frame, dim_list, value_col)
     intervals = checked.intervals
     for row in intervals.itertuples(index=False):

@@ -24,7 +24,7 @@ def scan_command(notebooks: tuple[Path, ...], policy: str | None, level: str | N
     A notebook with findings is rewritten with those outputs cleared and a note in their cells
     (unless --check). Findings name the cell, output and kind, never the value.
     """
-    import json
+    import nbformat
 
     from workbench.guard import settings as guard_settings
     from workbench.guard.savecheck import check_notebook_file
@@ -34,9 +34,15 @@ def scan_command(notebooks: tuple[Path, ...], policy: str | None, level: str | N
         if not path.is_file():
             raise InputError(f"NOTEBOOK: {path} does not exist")
         try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
             raise InputError(f"NOTEBOOK: {path} is not a notebook (not JSON)") from None
+        try:
+            nbformat.validate(nbformat.reads(text, as_version=4))
+        except nbformat.reader.NotJSONError:
+            raise InputError(f"NOTEBOOK: {path} is not a notebook (not JSON)") from None
+        except Exception:  # nbformat raises several kinds for JSON of the wrong shape; its text may quote data
+            raise InputError(f"NOTEBOOK: {path} is not a notebook (JSON, but not in the notebook format)") from None
     current = guard_settings.current_settings()
     try:
         chosen = current if policy is None and level is None else guard_settings.settings_for(

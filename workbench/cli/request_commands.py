@@ -166,6 +166,9 @@ _by_option = click.option("--by", default=None, help="Analyst making the change 
 def register_command(request_file: Path, policy_name: str | None, as_of: date, warehouse: str | None,
                      by: str | None, note: str | None, register_url: str | None) -> None:
     """Record REQUEST_FILE as received (and its decision, with --policy)."""
+    from workbench.register import check_event_text
+
+    check_event_text(by, note)  # before the register is opened: a mistake writes nothing
     request, policy = _load(request_file, policy_name)
     decision = _decide(request, policy, warehouse, as_of) if policy is not None else None
     register = _open_register(register_url)
@@ -240,6 +243,9 @@ def show_command(request_id: str, as_json: bool, register_url: str | None) -> No
 @_register_option
 def status_command(request_id: str, new_status: str, by: str | None, note: str | None, register_url: str | None) -> None:
     """Move REQUEST_ID to NEW_STATUS, if the workflow allows it."""
+    from workbench.register import check_event_text
+
+    check_event_text(by, note)
     register = _open_register(register_url)
     try:
         event = register.set_status(request_id, new_status, by=by, note=note)

@@ -34,7 +34,7 @@ tokens_option = click.option("--tokens", "tokens_file", type=click.Path(dir_okay
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Release store (default: the project's, as `fill` writes it: WORKBENCH_RELEASES, "
                    "workbench.toml, releases/).")
-@click.option("--port", type=int, default=8866, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8866, show_default=True)
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @tokens_option
 @click.option("--live", is_flag=True, default=False,
@@ -128,7 +128,8 @@ def tokens_list(tokens_file) -> None:
 
 @tokens_group.command("demo")
 @click.option("--releases", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--port", type=int, default=8866, show_default=True, help="Port used in the printed links.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8866, show_default=True,
+              help="Port used in the printed links.")
 @tokens_option
 def tokens_demo(releases, port, tokens_file) -> None:
     """One new token per viewer named by a dashboard release in the store; prints sign-in links."""

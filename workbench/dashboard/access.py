@@ -19,13 +19,16 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from workbench.release.store import ReleaseError, ReleaseStore
 from workbench.errors import InputError
+from workbench.limits import excerpt
 
 VIEWER_KINDS = ("partner", "school")
 DOWNLOADABLE_SUFFIXES = (".csv", ".xlsx")
@@ -47,11 +50,34 @@ class AccessError(InputError):
     """A malformed viewer id or tokens file."""
 
 
+# A viewer's id is ASCII (it reaches logs and kernel settings); a token goes into a link as it is,
+# so it holds only characters a URL carries unencoded; a label is one line a person reads.
+_VIEWER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+LABEL_CHARS = 200
+
+
 def check_viewer(viewer: str) -> str:
     kind, _, ident = viewer.partition(":")
-    if kind not in VIEWER_KINDS or not ident or not ident.replace("-", "").replace("_", "").isalnum():
-        raise AccessError(f"viewer {viewer!r} must look like partner:P-04 or school:1213")
+    if kind not in VIEWER_KINDS or not _VIEWER_ID.fullmatch(ident):
+        raise AccessError(f"viewer {excerpt(viewer)} must look like partner:P-04 or school:1213 "
+                          "(ASCII letters, digits, '-' and '_', up to 64 after the colon)")
     return viewer
+
+
+def check_token(token: str) -> str:
+    if len(token) < 16:
+        raise AccessError("a token must be at least 16 characters")
+    if not _TOKEN.fullmatch(token):
+        raise AccessError("a token (--token) is 16 to 256 characters: ASCII letters, digits, '.', '_', '~' and '-' "
+                          "(it is sent in a link)")
+    return token
+
+
+def check_label(label: str) -> str:
+    if len(label) > LABEL_CHARS or not label.isprintable():
+        raise AccessError(f"the label (--label) is one line of at most {LABEL_CHARS} printable characters")
+    return label
 
 
 def token_digest(token: str) -> str:
@@ -149,10 +175,13 @@ class TokenBook:
     def reload(self) -> None:
         """Re-read the file when it changed (so revoking a token takes effect without a restart)."""
         try:
-            mtime = self.path.stat().st_mtime
+            status = self.path.stat()
         except FileNotFoundError:
             self._entries, self._mtime = {}, None
             return
+        if not stat.S_ISREG(status.st_mode):  # a pipe would block the server's every request
+            raise AccessError(f"{self.path} is not a regular file (a pipe, device or folder)")
+        mtime = status.st_mtime
         if mtime == self._mtime:
             return
         try:
@@ -181,9 +210,8 @@ class TokenBook:
     def add(self, viewer: str, label: str = "", token: str | None = None) -> str:
         """Adds a token for the viewer and returns it (the file keeps only its digest)."""
         check_viewer(viewer)
-        token = token or secrets.token_urlsafe(24)
-        if len(token) < 16:
-            raise AccessError("a token must be at least 16 characters")
+        check_label(label)
+        token = check_token(token or secrets.token_urlsafe(24))
         self.reload()
         entries = dict(self._entries)
         entries[token_digest(token)] = TokenEntry(viewer, label, datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -192,6 +220,7 @@ class TokenBook:
 
     def revoke(self, viewer: str) -> int:
         """Removes every token of the viewer; returns how many."""
+        check_viewer(viewer)
         self.reload()
         kept = {d: e for d, e in self._entries.items() if e.viewer != viewer}
         removed = len(self._entries) - len(kept)

@@ -109,8 +109,13 @@ TOKEN_IN_TEXT = re.compile(r"((?:[?&;]|%3F|%26)(?:token|password)(?:=|%3D))[^&\s
 AUTHORIZATION_IN_TEXT = re.compile(r"((?:Authorization|Cookie)['\"]?\s*[:=]\s*['\"]?)[^'\"\n,}]+", re.IGNORECASE)
 
 
+# tornado's refusal of an argument that is not UTF-8 quotes the argument's bytes.
+UNDECODED_SECRET = re.compile(r"(Invalid unicode in (?:token|password)): .*", re.IGNORECASE)
+
+
 def scrub(text: str) -> str:
     """The text with any token, password, Authorization or Cookie value replaced."""
+    text = UNDECODED_SECRET.sub(r"\1: [hidden]", text)
     return AUTHORIZATION_IN_TEXT.sub(r"\1[hidden]", TOKEN_IN_TEXT.sub(r"\1[hidden]", text))
 
 
@@ -209,6 +214,21 @@ class ViewerIdentityProvider(IdentityProvider):
             log.warning("refused an unknown sign-in token from %s", client)
         return user
 
+    def _undecodable(self, handler) -> web.HTTPError:
+        """A token or password that is not UTF-8: a failed guess, refused without quoting it."""
+        client = _client(handler)
+        if STATE.sign_in.blocked(client):
+            return _too_many_attempts(handler)
+        STATE.sign_in.failed(client)
+        log.warning("refused a sign-in token that is not text from %s", client)
+        return web.HTTPError(400, "The token is not valid text")
+
+    def get_token(self, handler):
+        try:
+            return super().get_token(handler)
+        except web.HTTPError:  # tornado's own refusal would log the token's bytes
+            raise self._undecodable(handler) from None
+
     async def get_user_token(self, handler):
         token = self.get_token(handler)
         return self._check_guess(handler, token) if token else None
@@ -223,7 +243,10 @@ class ViewerIdentityProvider(IdentityProvider):
             return None
 
     def process_login_form(self, handler) -> User | None:
-        typed = handler.get_argument("password", default="")
+        try:
+            typed = handler.get_argument("password", default="")
+        except web.HTTPError:
+            raise self._undecodable(handler) from None
         return self._check_guess(handler, typed) if typed else None
 
     @property
@@ -518,6 +541,11 @@ class StaticDashboardHandler(JupyterHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(pages.dashboard_page(viewer, menu, selected, fragment, self.base_url))
 
+    @web.authenticated
+    def head(self, path=None):
+        # The page's headers, no body (tornado drops it for HEAD): what link checkers ask for.
+        return self.get(path)
+
 
 class DashboardHandler(TornadoVoilaHandler):
     """The report page in live mode: the viewer's releases, a kernel within the caps."""
@@ -585,6 +613,10 @@ def _plain_errors(handler_class):
         return handler_class
 
     def write_error(self, status_code, **kwargs):
+        if not hasattr(self, "_current_user"):
+            # Refused before sign-in was looked at (an unknown method, an undecodable argument):
+            # jupyter_server's error page would otherwise raise asking who the user is.
+            self._current_user = None
         error = (kwargs.get("exc_info") or (None, None, None))[1]
         if isinstance(error, LimitReached):
             self.set_header("Retry-After", str(error.retry_after))

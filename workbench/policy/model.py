@@ -260,15 +260,16 @@ class PercentTier(_Strict):
 
 
 class SmallGroups(_Cited):
-    threshold: int = Field(ge=1)
+    # strict: YAML's `true` would otherwise pass as a threshold of 1.
+    threshold: int = Field(ge=1, strict=True)
     comparison: Literal["<", "<="]
     suppress_zeros: bool = False
-    numerator_threshold: int | None = Field(default=None, ge=1)
+    numerator_threshold: int | None = Field(default=None, ge=1, strict=True)
     percent_tiers: tuple[PercentTier, ...] = ()
-    rounding_base: int | None = Field(default=None, ge=2)
+    rounding_base: int | None = Field(default=None, ge=2, strict=True)
     # How uncertain an attacker must stay about a suppressed cell (integer units), and whether
     # two small cells hidden in one equation are protected as a group (see docs/disclosure.md).
-    protection_width: int = Field(default=1, ge=1)
+    protection_width: int = Field(default=1, ge=1, strict=True)
     protect_hidden_sums: bool = True
     # The disclosure step protects whole tables (with totals), not cells one by one.
     complementary: bool = True

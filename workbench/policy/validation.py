@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from workbench.limits import excerpt
+from workbench.limits import ECHO_CHARS, excerpt
 
 
 def _location(loc: tuple) -> str:
@@ -16,10 +16,10 @@ def _location(loc: tuple) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif parts:
-            parts.append(f".{item}")
         else:
-            parts.append(str(item))
+            # A key is echoed as written, so an unknown key pages long is cut like any value.
+            text = str(item) if len(str(item)) <= ECHO_CHARS else excerpt(str(item))
+            parts.append(f".{text}" if parts else text)
     return "".join(parts)
 
 

@@ -37,6 +37,7 @@ from workbench.errors import EnvironmentProblem, InputError
 from workbench.request_ids import request_id_problem
 
 MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest_digest"
 STAGING_PREFIX = ".staging-"
 LOCK_SUFFIX = ".lock"
 
@@ -80,6 +81,53 @@ def content_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
+def _canonical(manifest: dict) -> dict:
+    # What a manifest is once written and read back (dates and paths become text).
+    return json.loads(json.dumps(manifest, default=str))
+
+
+def _manifest_digest(manifest: dict) -> str:
+    body = {key: value for key, value in manifest.items() if key != MANIFEST_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def manifest_text(manifest: dict) -> str:
+    """The bytes a manifest is written as: sorted keys, two-space indent, and a digest of its own
+    content, so `verify_folder` finds any byte changed in it (see `manifest_problems`)."""
+    sealed = _canonical({key: value for key, value in manifest.items() if key != MANIFEST_DIGEST})
+    sealed[MANIFEST_DIGEST] = _manifest_digest(sealed)
+    return json.dumps(sealed, indent=2, sort_keys=True) + "\n"
+
+
+def manifest_problems(folder: Path) -> list[str]:
+    """How the manifest's own bytes differ from what the store wrote; empty when they do not.
+
+    A changed value no longer matches the manifest's digest of itself; a changed space or line
+    break no longer matches the layout the store writes. Either is an edit after release. (The
+    digest finds damage and edits; someone who also recomputes it is not found here: only the
+    files have an outside record, the ledger's content digest in the register.)
+    """
+    path = folder / MANIFEST
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        return [f"{MANIFEST}: cannot be read ({exc.strerror or type(exc).__name__})"]
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [f"{MANIFEST}: is not valid JSON (damaged or altered)"]
+    if not isinstance(data, dict):
+        return [f"{MANIFEST}: is not a JSON object"]
+    recorded = data.get(MANIFEST_DIGEST)
+    if not isinstance(recorded, str):
+        return [f"{MANIFEST}: has no digest of its own, so its content cannot be verified (altered, or written "
+                "by a version before the digest; fill the request again)"]
+    if recorded != _manifest_digest(data):
+        return [f"{MANIFEST}: its content no longer matches its own digest (a value was changed after release)"]
+    if raw != manifest_text(data).encode():
+        return [f"{MANIFEST}: its bytes differ from the layout the store writes (edited after release)"]
+    return []
+
+
 def check_release_id(release_id: str) -> str:
     problem = request_id_problem(release_id)
     if problem:
@@ -106,12 +154,13 @@ def read_manifest(folder: Path) -> dict:
 def verify_folder(folder: Path, manifest: dict | None = None) -> list[str]:
     """Every way the folder differs from its manifest, one line each; empty when every byte matches.
 
-    Files whose sha256 differs, files the manifest lists that are gone, files that are not in the
-    manifest, links (a release never holds one), and a content digest that does not match the list.
+    A manifest whose own bytes were edited, files whose sha256 differs, files the manifest lists
+    that are gone, files that are not in the manifest, links (a release never holds one), and a
+    content digest that does not match the list.
     """
     manifest = manifest if manifest is not None else read_manifest(folder)
     recorded = manifest.get("files") or {}
-    problems = []
+    problems = manifest_problems(folder)
     links = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink())
     problems += [f"{name}: is a link, not a file" for name in links]
     actual = {name: digest for name, digest in checksums(folder).items() if name not in links}
@@ -142,7 +191,9 @@ class ReleaseStore:
     """The folder that holds every release, one subfolder per request id."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        # Absolute at once: a template runs in its own folder, and a relative staging path handed to
+        # it would put the release's tables there instead of in the release.
+        self.root = Path(root).absolute()
 
     def path_for(self, release_id: str) -> Path:
         return self.root / check_release_id(release_id)
@@ -271,7 +322,7 @@ class ReleaseStore:
             )
         try:
             partial = staged / (MANIFEST + ".partial")
-            partial.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+            partial.write_text(manifest_text(manifest))
             os.replace(partial, staged / MANIFEST)
             for path in staged.rglob("*"):
                 if path.is_file():
@@ -288,6 +339,8 @@ class ReleaseStore:
         actual = checksums(folder)
         problems = [name for name in recorded if actual.get(name) != recorded[name]]
         problems += [name for name in actual if name not in recorded]
+        if manifest_problems(folder):
+            problems.append(MANIFEST)
         return sorted(problems)
 
 
@@ -367,5 +420,7 @@ class _TerminateCleanly:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.active:
             signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
-        if self.pending and exc_type is None:
-            raise Terminated()
+        # SIGTERM wins over whatever it caused on the way out: DuckDB, for one, turns the exception
+        # raised in the middle of a query into its own "Query interrupted" RuntimeError.
+        if self.pending and not (exc_type is not None and issubclass(exc_type, Terminated)):
+            raise Terminated() from None
