@@ -569,5 +569,7 @@ def year_over_year(tables: list[ReportTable]) -> pd.DataFrame:
         else:
             row["Change (points)"] = ""
         rows.append(row)
-    # Indexed by the measure, so the table shows names, not row numbers.
-    return pd.DataFrame(rows).set_index("Measure")
+    # Indexed by the measure, so the table shows names, not row numbers; a count of students
+    # alone (enrolled) has no percentage and leaves the table empty.
+    columns = ["Measure", *(table.year for table in ordered), "Change (points)"]
+    return pd.DataFrame(rows, columns=columns).set_index("Measure")

@@ -106,6 +106,23 @@ class RequestContext:
     def releasable(self) -> bool:
         return self.plan.releasable
 
+    @property
+    def measures(self) -> list[str]:
+        """The measures the plan grants."""
+        return list(self.decision.measures)
+
+    @property
+    def breakdowns(self) -> list[str]:
+        """The breakdowns the plan grants that a table is split by (a program is its own cohort)."""
+        return [b for b in self.decision.breakdowns if b != "program"]
+
+    @property
+    def main_breakdown(self) -> str:
+        """The breakdown a report leads with: grade when the plan grants it, else its first one."""
+        if not self.breakdowns:
+            raise InputError(f"request {self.request.id}: breakdowns: an aggregate report needs a breakdown to split by")
+        return "grade" if "grade" in self.breakdowns else self.breakdowns[0]
+
     def population(self, year: str) -> list[str]:
         """The exact students a table or file for `year` covers: the plan's, never re-resolved."""
         return self.plan.students(year)
