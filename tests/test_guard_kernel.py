@@ -391,3 +391,26 @@ def test_voila_serves_only_guarded_outputs(kernelspec_path, tmp_path):
     assert SHOWN_COUNTS <= table_cells("text/html", counts_output["data"]["text/html"])
     for mime, payload in tables_shown([roster_output]):
         assert "student-level data is not shown row by row" in payload, mime
+
+
+def test_what_a_subprocess_prints_reaches_the_notebook_scanned_and_not_the_server_log(kernelspec_path, tmp_path):
+    """ipykernel echoes file-descriptor output (subprocesses, `!` commands) to the terminal the
+    kernel runs in, which is the Jupyter server's log; the guarded kernel sends it to the notebook
+    only, where the scan sees it."""
+    from jupyter_client.manager import start_new_kernel
+
+    marker = "TERMINAL-COPY-" + "MARKER"
+    terminal = tmp_path / "kernel-terminal.log"
+    # ipykernel captures file descriptors only outside pytest: the kernel runs as in a server.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} | {"WORKBENCH_POLICY": "bps"}
+    with terminal.open("w") as log:
+        manager, client = start_new_kernel(kernel_name="workbench", env=env, startup_timeout=120,
+                                           stdout=log, stderr=log)
+        try:
+            shown = Kernel(client).run(f"import subprocess\nsubprocess.run(['echo', '{marker}'])\n!echo {marker}-BANG")
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    streamed = "".join(o.get("text", "") for o in shown if o["output_type"] == "stream")
+    assert marker in streamed and f"{marker}-BANG" in streamed
+    assert marker not in terminal.read_text(), terminal.read_text()

@@ -16,7 +16,9 @@ the release check's.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sys
 from collections import Counter
 from typing import Any, Callable
 
@@ -164,8 +166,23 @@ def _sessions(shell: Any) -> list[Any]:
     return found
 
 
+def _silence_terminal_copies() -> None:
+    """ipykernel copies what subprocesses and `!` commands write to the kernel's file descriptors
+    to the terminal the kernel was started from (a Jupyter server's log), unscanned. The copy goes
+    to the null device; what the notebook shows still passes the scan."""
+    for stream in (sys.stdout, sys.stderr):
+        copy = getattr(stream, "_original_stdstream_copy", None)
+        if isinstance(copy, int):
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, copy)
+            finally:
+                os.close(null)
+
+
 def install(shell: Any) -> int:
     """Scan every output message of this kernel; returns how many sessions were wrapped."""
+    _silence_terminal_copies()
     wrapped = 0
     for session in _sessions(shell):
         if getattr(session.send, _MARK, None) is None:
