@@ -40,3 +40,21 @@ def test_an_example_request_fills_and_its_release_checks(request_file, demo_ware
     checked = subprocess.run([str(WORKBENCH), "release", "check", str(folder)], env=env, capture_output=True,
                              text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+
+
+def test_an_aggregate_request_without_a_breakdown_stops_before_anything_is_written(demo_warehouse, tmp_path):
+    import yaml
+
+    request = yaml.safe_load((EXAMPLES[0].parent / "state_agency.yml").read_text())  # an aggregate request
+    request["breakdowns"] = ["program"]
+    path = tmp_path / "no-breakdown.yml"
+    path.write_text(yaml.safe_dump(request))
+    env = {**os.environ, "WORKBENCH_WAREHOUSE": demo_warehouse,
+           "WORKBENCH_REGISTER": f"sqlite:///{tmp_path / 'register.sqlite'}",
+           "WORKBENCH_LEDGER_KEYS": str(tmp_path / "keys.json")}
+    filled = subprocess.run([str(WORKBENCH), "fill", str(path), "--as-of", "2026-06-01",
+                             "--releases", str(tmp_path / "releases")], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert filled.returncode == 2 and "breakdowns: an aggregate report" in filled.stderr, filled.stderr
+    assert "Traceback" not in filled.stderr
+    assert not (tmp_path / "releases").exists() or not any((tmp_path / "releases").iterdir())

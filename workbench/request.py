@@ -293,9 +293,6 @@ class DataRequest(_Strict):
                 raise ValueError("measures: an aggregate request lists the measures it wants")
             if self.fields:
                 raise ValueError("fields: an aggregate request asks for measures and breakdowns, not per-student fields")
-            if not [b for b in self.breakdowns if b != "program"]:
-                raise ValueError("breakdowns: an aggregate request names what to split its tables by (for example "
-                                 "grade); a program is asked for as the cohort, not as a breakdown")
         else:
             if not self.fields:
                 raise ValueError(f"fields: a {self.level} request lists the per-student fields it wants")
