@@ -53,9 +53,10 @@ def test_a_cohort_file_with_an_enormous_cell_is_exit_2_naming_the_file(place, ce
     ("semicolons.csv", ("Student Number;Name\n" + "".join(f'"{i}";Name {n}\n' for n, i in enumerate(IDS))).encode()),
     ("spaces.csv", ("student_id\n" + "".join(f'" {i} "\n' for i in IDS) + f"{IDS[0]}\n").encode()),
 ])
-def test_cohort_exports_in_the_usual_shapes_select_the_listed_students(place, name, content):
+def test_cohort_exports_in_the_usual_shapes_select_the_listed_students(place, name, content, demo_warehouse):
     request = request_with_id_file(place, name, content)
-    result = run("request", "check", str(request), "--policy", "dmps", "--as-of", "2026-06-01", "--no-ledger", "--json")
+    result = run("request", "check", str(request), "--policy", "dmps", "--as-of", "2026-06-01", "--no-ledger", "--json",
+                 env_extra={"WORKBENCH_WAREHOUSE": demo_warehouse})
     assert result.returncode == 0, result.stderr[-2000:]
     decision = json.loads(result.stdout)
     listed = {entry["student_id"] for entry in decision["students"]}
@@ -254,7 +255,7 @@ def test_register_text_that_a_terminal_or_the_register_cannot_hold_is_exit_2(pla
     database.unlink()
 
 
-def test_a_request_cannot_choose_a_policy_file_of_its_own(place):
+def test_a_request_cannot_choose_a_policy_file_of_its_own(place, demo_warehouse):
     """A request names the district's pack it is decided under (`policy: dmps`); a path would let
     whoever wrote the request bring their own rules, here a threshold of 1."""
     lenient = place / "in" / "lenient.yaml"
@@ -262,12 +263,12 @@ def test_a_request_cannot_choose_a_policy_file_of_its_own(place):
                        "  numerator_threshold: 1\n  source: {external: the requester}\n")
     for value in (str(lenient), "../in/lenient.yaml", "lenient.yaml"):
         request = request_file(place, with_field(AGGREGATE, "policy", f'"{value}"'))
-        result = run("request", "check", str(request), "--no-ledger")
+        result = run("request", "check", str(request), "--no-ledger", env_extra={"WORKBENCH_WAREHOUSE": demo_warehouse})
         assert_refused(result, 2, "request.yml", "policy:")
         assert "lenient" not in result.stdout
     # The analyst may still choose a pack file on the command line.
     chosen = run("request", "check", str(DEMO / "partner_aggregate.yml"), "--policy", str(lenient), "--no-ledger",
-                 "--as-of", "2026-06-01")
+                 "--as-of", "2026-06-01", env_extra={"WORKBENCH_WAREHOUSE": demo_warehouse})
     assert chosen.returncode == 0 and "under policy lenient" in chosen.stdout, chosen.stderr[-1000:]
 
 

@@ -193,7 +193,7 @@ def test_chunk_option_mistakes_are_named_and_write_nothing(tmp_path):
     assert duck.returncode == 2 and "--chunk-students" in duck.stderr and "--format parquet" in duck.stderr
     tiny = _generate(tmp_path / "tiny", "--chunk-students", "100")
     assert tiny.returncode == 2 and "--chunk-students" in tiny.stderr
-    too_many = subprocess.run([str(WORKBENCH), "data", "generate", "--students", "40000000", "--chunk-students", "400",
+    too_many = subprocess.run([str(WORKBENCH), "data", "generate", "--students", "10000000", "--chunk-students", "400",
                                "--format", "parquet", "--out", str(tmp_path / "big")], capture_output=True, text=True)
     assert too_many.returncode == 2 and "--chunk-students" in too_many.stderr and "do not fit" in too_many.stderr
     for result in (duck, tiny, too_many):
