@@ -286,8 +286,7 @@ def fill(
     settings = _setting_sources(warehouse, policy_source, releases_source, register, ledger)
     progress("deciding")
     plan = make_plan(request, policy, con, as_of, settings=settings, ledger=ledger)
-    if plan.template is not None and plan.level == "aggregate" and not [b for b in plan.decision.breakdowns
-                                                                         if b != "program"]:
+    if plan.template is not None and plan.level == "aggregate" and not plan.table_breakdowns:
         raise InputError(f"{request_file.name}: breakdowns: an aggregate report needs something to split its tables "
                          "by (for example grade); a program is asked for as the cohort, not as a breakdown")
     rule = policy.small_group_rule()

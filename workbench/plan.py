@@ -79,6 +79,11 @@ class ReleasePlan:
     def releasable(self) -> bool:
         return self.template is not None
 
+    @property
+    def table_breakdowns(self) -> list[str]:
+        """The granted breakdowns a table is split by (a program is reported as its own cohort)."""
+        return [b for b in self.decision.breakdowns if b != "program"]
+
     def students(self, year: str, levels: frozenset[str] | set[str] | None = None) -> list[str]:
         """The students the release may cover in `year`, at one of `levels` (default: any)."""
         if year not in self.decision.population:

@@ -114,7 +114,7 @@ class RequestContext:
     @property
     def breakdowns(self) -> list[str]:
         """The breakdowns the plan grants that a table is split by (a program is its own cohort)."""
-        return [b for b in self.decision.breakdowns if b != "program"]
+        return self.plan.table_breakdowns
 
     @property
     def main_breakdown(self) -> str:
